@@ -1,7 +1,9 @@
 """The published law catalog (``catalog.toml``, package data) and law files written by ``planner fit``.
 
-A law file has the catalog's schema: ``[[law]]`` tables with id, form, citation, units and
-``[law.coefficients]`` (optionally ``[law.bootstrap]`` arrays). Files are parsed as data only (tomllib).
+A law file has the catalog's schema: ``[[law]]`` tables with id, form, title, citation, status, what N and D
+count, validity, ``[law.coefficients]`` and optionally ``[law.units]`` (units of coefficients, inputs and
+outputs), ``[law.sources]`` (table/equation and verification tag per coefficient) and ``[law.bootstrap]``
+arrays. Files are parsed as data only (tomllib).
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from laws.allocation import AllocationLaw, TokensAllocationLaw
 from laws.base import Law, LawError, LawInfo
+from laws.batch import McCandlishLaw
 from laws.chinchilla import ChinchillaLaw
+from laws.hyperparams import DeepSeekLaw, StepLaw
 from laws.kaplan import KaplanLaw
+from laws.moe import JointMoELaw
+from laws.muennighoff import MuennighoffLaw
 
 DEFAULT_LAW = "chinchilla-epoch-2024"
 
-FORMS: dict[str, type[Law]] = {ChinchillaLaw.form: ChinchillaLaw, KaplanLaw.form: KaplanLaw}
+FORMS: dict[str, type[Law]] = {
+    cls.form: cls
+    for cls in (ChinchillaLaw, KaplanLaw, MuennighoffLaw, JointMoELaw, DeepSeekLaw, StepLaw, AllocationLaw,
+                TokensAllocationLaw, McCandlishLaw)
+}
 
 _INFO_FIELDS = ("title", "citation", "status", "params_counts", "tokens_counts", "loss_units", "validity")
 
@@ -45,8 +56,14 @@ def law_from_dict(entry: dict[str, Any], source: str = "built-in") -> Law:
     coefs = entry.get("coefficients")
     if not isinstance(coefs, dict):
         raise LawError(f"law {law_id} ({source}): [law.coefficients] table is required")
+    tables = {}
+    for key in ("units", "sources"):
+        table = entry.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise LawError(f"law {law_id} ({source}): [law.{key}] must map names to strings")
+        tables[key] = dict(table)
     info = LawInfo(
-        id=law_id, form=form, source=source, **{k: str(entry.get(k, "")) for k in _INFO_FIELDS}
+        id=law_id, form=form, source=source, **{k: str(entry.get(k, "")) for k in _INFO_FIELDS}, **tables
     )
     return FORMS[form](info=info, coefficients=coefs, bootstrap=entry.get("bootstrap"))
 
