@@ -51,6 +51,13 @@ OPTION_OF = {
     "recompute": "--recompute",
     "pipeline_parallel": "--pipeline-parallel",
     "form": "--form",
+    "flops": "--flops",
+    "unique_tokens": "--unique-tokens",
+    "experts": "--experts",
+    "batch_tokens": "--batch-tokens",
+    "loss": "--loss",
+    "steps": "--steps",
+    "output": "--output",
     "batch": "--batch",
     "prompt_tokens": "--prompt-tokens",
     "output_tokens": "--output-tokens",
@@ -173,6 +180,14 @@ def optimize(
     max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
     min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
     max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    csv_path: CsvPath = None,
+    json_out: JsonOut = None,
+    xlsx_path: XlsxPath = None,
+    plot_path: PlotPath = None,
+    emit: Annotated[
+        str | None, typer.Option(help="Write a launcher config: torchtitan, megatron, nanogpt or hf.")
+    ] = None,
+    emit_out: Annotated[str | None, typer.Option("--emit-out", help="File for --emit (default stdout).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Loss-optimal params, tokens and cluster under the given limits."""
@@ -187,7 +202,10 @@ def optimize(
         inference_tokens=inference_tokens, goodput=goodput, batch_coupling=batch_coupling, seq_len=seq_len,
         tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds,
     )
+    _check_emit(emit, emit_out, as_json)
     plan = run(request)
+    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out):
+        return  # the launcher config went to stdout
     if as_json:
         _emit_json(plan.summary())
         return
@@ -468,6 +486,216 @@ def _console_err():
     return Console(stderr=True)
 
 
+# ---- sweeps, exports, plots and launcher configs (planner.sweep / export / plots / launchers) ----------------
+
+OPTION_OF.update({"csv": "--csv", "json_out": "--json-out", "xlsx": "--xlsx", "plot": "--plot", "emit": "--emit",
+                  "emit_out": "--emit-out", "pareto": "--pareto", "export": "--csv/--json-out/--xlsx"})
+CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan).")]
+JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file.")]
+XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas).")]
+PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner[plot]).")]
+
+
+def _check_emit(emit: str | None, emit_out: str | None, as_json: bool) -> None:
+    from planner.errors import InputError
+    from planner.launchers import TARGETS
+
+    if emit is None:
+        if emit_out is not None:
+            raise InputError("emit_out", "needs --emit TARGET (torchtitan, megatron, nanogpt or hf)")
+        return
+    if emit.strip().lower() not in (*TARGETS, "huggingface", "transformers"):
+        raise InputError("emit", f"unknown launcher {emit!r}; allowed: {', '.join(TARGETS)}")
+    if as_json and emit_out is None:
+        raise InputError("emit_out", "with --json, stdout holds the JSON: give --emit-out PATH for the config")
+
+
+def _write_text(path: str, text: str, field: str) -> None:
+    from pathlib import Path
+
+    from planner.errors import InputError
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(field, f"cannot write {path} ({e.strerror})") from None
+
+
+def _write_exports(target, csv_path, json_out, xlsx_path) -> list[str]:
+    from planner import export
+
+    written = []
+    if csv_path:
+        written.append(str(export.write_csv(target, csv_path)))
+    if json_out:
+        written.append(str(export.write_json(target, json_out)))
+    if xlsx_path:
+        written.append(str(export.write_xlsx(target, xlsx_path)))
+    return written
+
+
+def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out) -> bool:
+    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout."""
+    written = _write_exports(plan, csv_path, json_out, xlsx_path)
+    if plot_path:
+        from planner.plots import plot_isoflop
+
+        written.append(str(plot_isoflop(plan, plot_path)))
+    to_stdout = False
+    if emit:
+        text = plan.to_config(emit)
+        if emit_out:
+            _write_text(emit_out, text, "emit_out")
+            written.append(emit_out)
+        else:
+            typer.echo(text, nl=False)
+            to_stdout = True
+    for w in written:
+        typer.echo(f"wrote {w}", err=True)
+    return to_stdout
+
+
+@app.command()
+def sweep(
+    budget: Annotated[str | None, typer.Option("--budget", help="FLOPs axis: 1e20:1e25:50 (log grid), "
+                                               "1e21,1e22 or one value.")] = None,
+    dollars: Annotated[str | None, typer.Option(help="Dollar-limit axis (USD), same grid syntax.")] = None,
+    deadline_days: Annotated[str | None, typer.Option("--deadline-days", help="Deadline axis (days).")] = None,
+    inference_tokens: Annotated[
+        str | None, typer.Option("--inference-tokens", help="Served-tokens axis (tokens).")
+    ] = None,
+    gpus_axis: Annotated[
+        str | None, typer.Option("--gpus", help="Accelerator axis: comma-separated ids (h100,b200) or any.")
+    ] = None,
+    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")] = None,
+    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="Most devices at once.")] = None,
+    gpu: Annotated[str, typer.Option(help="Accelerator when --gpus is not swept.")] = "h100",
+    law: Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or a law .toml file.")] = None,
+    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")] = None,
+    price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
+    price_tier: Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud or committed.")
+                          ] = None,
+    precision: Annotated[str, typer.Option(help="bf16, fp8, fp4 or any.")] = "bf16",
+    objective: Annotated[str, typer.Option(help="loss, cost or time (need --target-loss).")] = "loss",
+    target_loss: Annotated[float | None, typer.Option("--target-loss", help="Loss to reach.")] = None,
+    goodput: Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")] = None,
+    batch_coupling: Annotated[
+        bool | None, typer.Option("--batch-coupling/--no-batch-coupling", help="Couple batch and devices.")
+    ] = None,
+    seq_len: Annotated[int, typer.Option("--seq-len", help="Training sequence length (tokens).")] = 4096,
+    tensor_parallel: Annotated[int | None, typer.Option("--tensor-parallel", help="Tensor-parallel degree.")
+                               ] = None,
+    min_step_seconds: Annotated[float | None, typer.Option("--min-step-seconds", help="Step-time floor (s).")
+                                ] = None,
+    catalog: Annotated[list[str] | None, typer.Option("--catalog", help="Extra accelerator catalog TOML.")] = None,
+    min_params: Annotated[float | None, typer.Option("--min-params", help="Lower bound on params.")] = None,
+    max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
+    min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
+    max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    pareto: Annotated[str | None, typer.Option(help="Show only a frontier: loss-cost or time-cost.")] = None,
+    rows: Annotated[int, typer.Option(help="Most rows shown in the table.", min=1)] = 40,
+    csv_path: CsvPath = None,
+    json_out: JsonOut = None,
+    xlsx_path: XlsxPath = None,
+    plot_path: PlotPath = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Plan every point of a grid (budgets x dollars x deadlines x demand x accelerators); Pareto frontiers."""
+    from planner import PlanRequest
+    from planner.errors import InputError
+    from planner.sweep import FRONTIERS, parse_grid
+    from planner.sweep import sweep as run_sweep
+
+    if pareto is not None and pareto not in FRONTIERS:
+        raise InputError("pareto", f"unknown frontier {pareto!r}; allowed: {', '.join(FRONTIERS)}")
+    grids = {f: parse_grid(spec, f) for f, spec in (("budget_flops", budget), ("dollars", dollars),
+                                                   ("deadline_days", deadline_days),
+                                                   ("inference_tokens", inference_tokens)) if spec is not None}
+    base = PlanRequest.parse(
+        **{f: v[0] for f, v in grids.items()}, gpu_hours=gpu_hours, max_gpus=max_gpus,
+        gpu=gpus_axis.split(",")[0].strip() if gpus_axis and gpus_axis.strip() != "any" else gpu, law=law,
+        mfu=mfu, price=price, price_tier=price_tier, precision=precision, catalog=tuple(catalog or ()),
+        min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
+        objective=objective, target_loss=target_loss, goodput=goodput, batch_coupling=batch_coupling,
+        seq_len=seq_len, tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds,
+    )
+    axes = dict(budgets=grids.get("budget_flops"), dollars=grids.get("dollars"),
+                deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis)
+    if not as_json and sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=_console_err(), transient=True) as bar:
+            task = bar.add_task("sweep", total=None)
+            result = run_sweep(base, **axes,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        result = run_sweep(base, **axes)
+
+    written = _write_exports(result, csv_path, json_out, xlsx_path)
+    if plot_path:
+        from planner.plots import plot_pareto
+
+        written.append(str(plot_pareto(result, plot_path)))
+    for w in written:
+        typer.echo(f"wrote {w}", err=True)
+    if as_json:
+        from planner.export import to_json
+
+        _emit_json(to_json(result))
+        return
+    _render_sweep(result, pareto, rows)
+
+
+def _short(x: float) -> str:
+    """1.23e9 -> '1.23B' (K, M, B, T; larger in e-notation)."""
+    x = float(f"{x:.3g}")
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}" if abs(x) < 1e3 * div or suffix == "T" and abs(x) < 1e15 else f"{x:.3g}"
+    return f"{x:.3g}"
+
+
+def _money(x: float) -> str:
+    return f"${x:,.0f}" if abs(x) < 1e4 else "$" + _short(x)
+
+
+def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
+    from rich import box
+    from rich.table import Table
+
+    con = _console()
+    if not con.is_terminal:  # piped: do not squeeze the table into 80 columns
+        con.width = max(con.width, 160)
+    shown = result.frontier(pareto) if pareto else result.rows
+    swept = [k for k in ("budget_flops", "dollars", "deadline_days", "inference_tokens", "gpu") if k in result.axes]
+    title = (f"Sweep: {result.points:,} points, {len(result.rows):,} feasible"
+             + (f"; {pareto} frontier ({len(shown)} points)" if pareto else ""))
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    heads = {"budget_flops": "FLOPs", "dollars": "$ limit", "deadline_days": "days max",
+             "inference_tokens": "served", "gpu": "gpu", "total_cost_usd": "total $", "gpus": "devices"}
+    cols = [*swept, "params", "tokens", "loss", "gpus", "hours", "total_cost_usd", "binding"]
+    for c in cols:
+        t.add_column(heads.get(c, c), justify="left" if c in ("gpu", "binding") else "right",
+                     no_wrap=True)
+    internal = {"throughput", "critical_batch", "dp_min", "step_time"}  # always or jointly binding: not limits
+    fmt = {"binding": lambda b: " ".join(x for x in b.split(";") if x not in internal) or "-",
+           "params": _short, "tokens": _short, "loss": "{:.4f}".format, "gpus": "{:,}".format,
+           "hours": "{:,.0f}".format, "total_cost_usd": _money, "budget_flops": "{:.3g}".format, "dollars": _money,
+           "deadline_days": "{:.3g}".format, "inference_tokens": _short}
+    for row in shown[:max_rows]:
+        t.add_row(*[("-" if row.get(c) is None else fmt[c](row[c]) if c in fmt else str(row[c])) for c in cols])
+    con.print(t)
+    if len(shown) > max_rows:
+        con.print(f"[dim]... {len(shown) - max_rows:,} more rows (--rows N, or --csv / --xlsx / --json for all)[/dim]")
+    for f in result.failures[:3]:
+        con.print(f"[yellow]infeasible:[/yellow] {f.point}: {f.reason}")
+    if len(result.failures) > 3:
+        con.print(f"[dim]... {len(result.failures) - 3} more infeasible points[/dim]")
+    con.print(f"[dim]{result.points:,} points in {result.elapsed_s:.2f} s "
+              f"({result.elapsed_s / max(result.points, 1) * 1e3:.1f} ms/point)[/dim]")
+
+
 @app.command()
 def gpus(
     catalog: Annotated[
@@ -520,6 +748,73 @@ def laws_main(
     for law in laws.values():
         t.add_row(law.id, law.form, law.info.title, law.info.status)
     _console().print(t)
+
+
+@laws_app.command("show")
+def laws_show(
+    law_id: Annotated[str, typer.Argument(metavar="ID", help="Law id (see `planner laws`) or a law .toml file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """One law: form, coefficients with units, citation, validity, outputs and their inputs."""
+    import laws
+
+    law = _get_law(law_id)
+    info = laws.describe(law)
+    if as_json:
+        _emit_json(info)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{law.id}: {law.info.title}", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for key in ("form", "citation", "status", "params_counts", "tokens_counts", "loss_units", "validity"):
+        if info.get(key):
+            t.add_row(key, str(info[key]))
+    for k, v in info.get("coefficients", {}).items():
+        t.add_row(f"coefficient {k}", f"{v:.6g}")
+    for name, inputs in info.get("outputs", {}).items():
+        t.add_row(f"output {name}", "inputs: " + ", ".join(inputs))
+    t.add_row("geometric program", "yes" if info.get("dgp") else "no (treated as a discrete choice)")
+    _console().print(t)
+
+
+@laws_app.command("eval")
+def laws_eval(
+    law_id: Annotated[str, typer.Argument(metavar="ID", help="Law id or a law .toml file.")],
+    params: Annotated[float | None, typer.Option(help="Parameters N (as the law counts them).")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Training tokens D.")] = None,
+    flops: Annotated[float | None, typer.Option(help="Training FLOPs C.")] = None,
+    unique_tokens: Annotated[float | None, typer.Option("--unique-tokens", help="Unique tokens U.")] = None,
+    experts: Annotated[float | None, typer.Option(help="Experts E (MoE laws).")] = None,
+    batch_tokens: Annotated[float | None, typer.Option("--batch-tokens", help="Batch size in tokens.")] = None,
+    loss: Annotated[float | None, typer.Option(help="Loss (for laws of the loss, e.g. critical batch).")] = None,
+    steps: Annotated[float | None, typer.Option(help="Optimizer steps.")] = None,
+    output: Annotated[str | None, typer.Option(help="Only this output (default: every computable one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Evaluate a law at the given inputs (every output computable from them)."""
+    import laws
+
+    law = _get_law(law_id)
+    given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens,
+             "experts": experts, "batch_tokens": batch_tokens, "loss": loss, "steps": steps}
+    values = laws.evaluate(law, output, **{k: v for k, v in given.items() if v is not None})
+    if as_json:
+        _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values})
+        return
+    for k, v in values.items():
+        typer.echo(f"{k} = {v:.6g}")
+
+
+def _get_law(law_id: str):
+    from laws import LawError, get_law
+    from planner.errors import InputError
+
+    try:
+        return get_law(law_id)
+    except LawError as e:
+        raise InputError("law", str(e)) from None
 
 
 def _law_json(law) -> dict[str, Any]:

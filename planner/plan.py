@@ -140,3 +140,9 @@ class Plan(BaseModel):
     def summary(self) -> dict[str, object]:
         """The JSON object ``planner optimize --json`` prints."""
         return self.model_dump(mode="json")
+
+    def to_config(self, target: str) -> str:
+        """A launcher config for this plan: "torchtitan", "megatron", "nanogpt" or "hf" (planner.launchers)."""
+        from planner.launchers import to_config
+
+        return to_config(self, target)
