@@ -54,6 +54,10 @@ OPTION_OF = {
     "flops": "--flops",
     "unique_tokens": "--unique-tokens",
     "experts": "--experts",
+    "moe": "--moe/--dense",
+    "max_experts": "--max-experts",
+    "max_epochs": "--max-epochs",
+    "lr_law": "--lr-law",
     "batch_tokens": "--batch-tokens",
     "loss": "--loss",
     "steps": "--steps",
@@ -140,6 +144,17 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
+MoeOpt = Annotated[bool | None, typer.Option(
+    "--moe/--dense", help="Allow mixture-of-experts (expert counts enumerated) or forbid it (default dense).")]
+ExpertsOpt = Annotated[int | None, typer.Option(help="Fix the number of experts (top-1, Joint MoE law).")]
+MaxExpertsOpt = Annotated[int, typer.Option("--max-experts", help="Largest expert count tried with --moe.")]
+UniqueTokensOpt = Annotated[float | None, typer.Option(
+    "--unique-tokens", help="Unique tokens available (data-constrained; Muennighoff law, epochs enumerated).")]
+MaxEpochsOpt = Annotated[float, typer.Option("--max-epochs", help="Most epochs over the unique tokens.")]
+LrLawOpt = Annotated[str | None, typer.Option(
+    "--lr-law", help="LR law: steplaw-2025 (default), deepseek-2024, joint-moe-2025 (default for MoE).")]
+
+
 @app.command()
 def optimize(
     budget: Annotated[float | None, typer.Option("--budget", help="Training FLOPs limit (6·N·D).")] = None,
@@ -180,6 +195,12 @@ def optimize(
     max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
     min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
     max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    moe: MoeOpt = None,
+    experts: ExpertsOpt = None,
+    max_experts: MaxExpertsOpt = 64,
+    unique_tokens: UniqueTokensOpt = None,
+    max_epochs: MaxEpochsOpt = 64.0,
+    lr_law: LrLawOpt = None,
     csv_path: CsvPath = None,
     json_out: JsonOut = None,
     xlsx_path: XlsxPath = None,
@@ -200,7 +221,8 @@ def optimize(
         precision=precision, catalog=tuple(catalog or ()), min_params=min_params, max_params=max_params,
         min_tokens=min_tokens, max_tokens=max_tokens, objective=objective, target_loss=target_loss,
         inference_tokens=inference_tokens, goodput=goodput, batch_coupling=batch_coupling, seq_len=seq_len,
-        tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds,
+        tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds, moe=moe, experts=experts,
+        max_experts=max_experts, unique_tokens=unique_tokens, max_epochs=max_epochs, lr_law=lr_law,
     )
     _check_emit(emit, emit_out, as_json)
     plan = run(request)
@@ -229,6 +251,8 @@ def _render_plan(plan) -> None:
                   f"{plan.steps:,.0f} steps"),
         ("critical batch", f"{plan.critical_batch_tokens:.3g} tokens; effective tokens {plan.effective_tokens:.4g}"
                            + (" (coupled)" if plan.batch_coupling else "")),
+        ("learning rate", f"{plan.learning_rate:.3g} peak ({plan.lr_law}), {plan.warmup_steps:,} warmup steps, "
+                          f"{plan.lr_schedule} to {plan.min_learning_rate:.3g}"),
         ("training FLOPs", f"{plan.flops:.4g}"),
         ("predicted loss", loss),
         ("devices", f"{plan.gpus:,} × {plan.gpu}"),
@@ -247,6 +271,8 @@ def _render_plan(plan) -> None:
                             + f", {par['grad_accum_steps']} micro-batches/step, {par['memory_per_device_gb']:.0f} GB"))
     rows.append(("rounded plan", f"{r.total_params:.4g} params, {r.tokens:.4g} tokens, loss {r.loss:.4g}, "
                                  f"{r.gpus:,} devices, {r.hours:,.1f} h, ${r.cost_usd:,.0f}"))
+    if plan.unique_tokens is not None:
+        rows.append(("data", f"{plan.epochs:.3g} epochs over {plan.unique_tokens:.3g} unique tokens"))
     if plan.inference:
         inf = plan.inference
         rows.append(("serving cost", f"${inf.cost_usd:,.0f} for {inf.tokens:.3g} tokens "
@@ -259,11 +285,11 @@ def _render_plan(plan) -> None:
     con.print(t)
     if plan.alternatives:
         a = Table(title=f"Alternatives by {plan.objective}")
-        for col in ("gpu", "precision", plan.objective, "loss", "cost $", "hours"):
+        for col in ("gpu", "precision", "experts", "epochs", plan.objective, "loss", "cost $", "hours"):
             a.add_column(col)
         for alt in plan.alternatives[:10]:
-            a.add_row(alt.gpu, alt.precision, f"{alt.objective_value:.4g}", f"{alt.loss:.4g}",
-                      f"{alt.cost_usd:,.0f}", f"{alt.hours:,.1f}")
+            a.add_row(alt.gpu, alt.precision, str(alt.experts), "" if alt.epochs is None else f"{alt.epochs:g}",
+                      f"{alt.objective_value:.4g}", f"{alt.loss:.4g}", f"{alt.cost_usd:,.0f}", f"{alt.hours:,.1f}")
         con.print(a)
     c = Table(title=f"Constraints (shadow price = {plan.shadow_price_unit})")
     for col in ("constraint", "limit", "value", "slack", "binds", "Δ per +10%"):

@@ -44,6 +44,8 @@ class Alternative(BaseModel):
 
     gpu: str
     precision: str
+    experts: int = 1
+    epochs: float | None = None
     feasible: bool
     objective_value: float
     loss: float
@@ -99,6 +101,15 @@ class Plan(BaseModel):
     steps: float
     critical_batch_tokens: float = Field(description="Kaplan B_crit at the plan's loss")
     batch_coupling: bool = Field(description="batch, critical batch and devices were chosen jointly")
+    law_batch_tokens: float = Field(description="the batch law's optimal batch at this plan (batch_law)")
+    batch_law: str
+    learning_rate: float = Field(description="peak learning rate from lr_law at the rounded model and tokens")
+    min_learning_rate: float = Field(description="final learning rate of the schedule")
+    lr_schedule: str = Field(description="linear warmup, then this decay to min_learning_rate")
+    warmup_steps: int
+    lr_law: str
+    unique_tokens: float | None = Field(default=None, description="unique tokens available (data-constrained)")
+    epochs: float | None = Field(default=None, description="tokens / unique_tokens (data-constrained plans)")
     tensor_parallel: int
     flops: float
     loss: float

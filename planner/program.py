@@ -11,6 +11,11 @@ Constraints (named; every one but ``throughput`` optional):
   max_devices  G <= limit
   min/max_params, min/max_tokens   bounds on N and D
   target_loss  L(N, D) <= target (objectives ``cost`` and ``time``)
+  unique_tokens  D <= epochs·U        (data-constrained plans)
+  data_params    N <= r·N_opt(U)
+With these two the law sees effective params and tokens q·N and m·D (Parameters ``params_scale`` and
+``tokens_scale``): the Muennighoff discounts for r× the params the unique data supports and for the number of
+epochs, exact at the bounds and pessimistic below them; the planner re-solves over a grid of (epochs, r).
 With batch coupling (``critical_batch`` active) two more variables, effective tokens D_eff (what the law
 sees) and batch tokens B, and:
   critical_batch  D_eff·(1 + B/B_crit(L)) <= D, B_crit(L) = B*·L^(−1/alpha_B)  (McCandlish 2018; Kaplan
@@ -48,8 +53,11 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "critical_batch": ("<=", "tokens (processed >= effective × (1 + B/B_crit))"),
     "dp_min": ("<=", "tokens per batch"),
     "step_time": ("<=", "hours"),
+    "unique_tokens": ("<=", "unique tokens (value: unique tokens trained on)"),
+    "data_params": ("<=", "params (N_opt of the unique tokens)"),
 }
 COUPLING = frozenset({"critical_batch", "dp_min", "step_time"})
+DATA = frozenset({"unique_tokens", "data_params"})
 OBJECTIVES = ("loss", "cost", "time")
 
 SOLVERS = ("CLARABEL", "SCS")
@@ -97,6 +105,9 @@ class TrainingProgram:
             names += ("bstar", "seq_per_tp") + (("step_seconds",) if "step_time" in active else ())
         if inference:
             names += ("serve_peak", "serve_efficiency", "serve_tokens")
+        data = "data_params" in active
+        if data:
+            names += ("params_scale", "tokens_scale")
         self.params = {n: cp.Parameter(pos=True, name=n) for n in names}
         p = self.params
         s = cp.Variable(pos=True, name="relax") if elastic else None
@@ -106,7 +117,10 @@ class TrainingProgram:
             return p[name] * s if name == elastic else p[name]
 
         flops = training_flops(N, D)
-        loss = law.expr(params=N, tokens=Deff)
+        if data:  # effective params and tokens of the data-constrained law (a monomial substitution)
+            loss = law.expr(params=N * p["params_scale"], tokens=Deff * p["tokens_scale"])
+        else:
+            loss = law.expr(params=N, tokens=Deff)
         dollars = cost_usd(G * T, p["price"])
         if inference:  # compute-bound serving: 2N FLOPs per token at serve_efficiency × peak
             per_million = usd_per_million_tokens(p["price"], p["serve_peak"] / (2 * N), p["serve_efficiency"])
@@ -126,6 +140,8 @@ class TrainingProgram:
             "critical_batch": lambda: Deff + Deff * B * loss**bcrit_exponent / p["bstar"] <= D,
             "dp_min": lambda: G * p["seq_per_tp"] <= B,
             "step_time": lambda: D / B * p["step_seconds"] <= 3600.0 * T,
+            "unique_tokens": lambda: D <= lim("unique_tokens"),
+            "data_params": lambda: N <= lim("data_params"),
         }
         self.constraints = {"throughput": gpu_hours(flops, p["peak"], p["mfu"]) <= G * T}
         for name in sorted(active):

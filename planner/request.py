@@ -44,6 +44,11 @@ ALLOWED: dict[str, str] = {
     "recompute": "none, selective or full",
     "pipeline_parallel": "devices in [1, 1024]",
     "price_tier": "hyperscaler, gpu_cloud or committed",
+    "lr_law": "steplaw-2025, deepseek-2024 or joint-moe-2025",
+    "experts": "a whole number of experts in [1, 1024]",
+    "max_experts": "a whole number of experts in [2, 1024]",
+    "unique_tokens": "unique tokens available in [1e6, 1e17]",
+    "max_epochs": "epochs in [1, 1000]",
 }
 
 
@@ -88,6 +93,18 @@ class PlanRequest(BaseModel):
     check_memory: bool = Field(default=True, description="require optimizer states to fit in device memory")
     bytes_per_param: float = Field(default=16.0, gt=0, le=64, allow_inf_nan=False)
     sizing_days: float = Field(default=30.0, ge=1 / 24, le=3650, allow_inf_nan=False)
+    lr_law: Literal["steplaw-2025", "deepseek-2024", "joint-moe-2025"] | None = Field(
+        default=None, description="law for the peak learning rate; default steplaw-2025 (joint-moe-2025 for MoE)"
+    )
+    moe: bool | None = Field(
+        default=None, description="True: also consider mixture-of-experts models (expert counts enumerated); "
+        "False: dense only; default dense unless experts is given"
+    )
+    experts: int | None = Field(default=None, ge=1, le=1024, description="fix the number of experts (top-1)")
+    max_experts: int = Field(default=64, ge=2, le=1024, description="largest expert count enumerated with moe")
+    unique_tokens: float | None = _f(ge=1e6, le=1e17, doc="unique training tokens available (data-constrained)")
+    max_epochs: float = Field(default=64.0, ge=1, le=1000, allow_inf_nan=False,
+                              description="most epochs over the unique tokens considered")
 
     @model_validator(mode="after")
     def _bounded(self) -> PlanRequest:
@@ -110,11 +127,22 @@ class PlanRequest(BaseModel):
                 "no limit given: set at least one of budget_flops, dollars, gpu_hours, "
                 "or both deadline_days and max_gpus"
             )
+        if self.moe is False and self.experts is not None and self.experts > 1:
+            raise ValueError("experts: a dense plan (moe off) has 1 expert; drop experts or allow MoE")
+        if self.lr_law == "joint-moe-2025" and not self.is_moe:
+            raise ValueError("lr_law: joint-moe-2025 is the MoE learning-rate law; use it with moe or experts")
+        if self.unique_tokens is not None and self.is_moe:
+            raise ValueError("unique_tokens: data-constrained plans are dense only (no law joins repetition and MoE)")
         for lo, hi in (("min_params", "max_params"), ("min_tokens", "max_tokens")):
             a, b = getattr(self, lo), getattr(self, hi)
             if a is not None and b is not None and a > b:
                 raise ValueError(f"{lo}: {lo} ({a:g}) is above {hi} ({b:g})")
         return self
+
+    @property
+    def is_moe(self) -> bool:
+        """The Joint MoE law plans this request: moe on, or experts given (E = 1 then is its dense point)."""
+        return self.moe is True or (self.moe is None and self.experts is not None)
 
     @classmethod
     def parse(cls, **fields: Any) -> PlanRequest:
