@@ -618,6 +618,12 @@ def sweep(
     max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
     min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
     max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    moe: MoeOpt = None,
+    experts: ExpertsOpt = None,
+    max_experts: MaxExpertsOpt = 64,
+    unique_tokens: UniqueTokensOpt = None,
+    max_epochs: MaxEpochsOpt = 64.0,
+    lr_law: LrLawOpt = None,
     pareto: Annotated[str | None, typer.Option(help="Show only a frontier: loss-cost or time-cost.")] = None,
     rows: Annotated[int, typer.Option(help="Most rows shown in the table.", min=1)] = 40,
     csv_path: CsvPath = None,
@@ -643,7 +649,8 @@ def sweep(
         mfu=mfu, price=price, price_tier=price_tier, precision=precision, catalog=tuple(catalog or ()),
         min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
         objective=objective, target_loss=target_loss, goodput=goodput, batch_coupling=batch_coupling,
-        seq_len=seq_len, tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds,
+        seq_len=seq_len, tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds, moe=moe,
+        experts=experts, max_experts=max_experts, unique_tokens=unique_tokens, max_epochs=max_epochs, lr_law=lr_law,
     )
     axes = dict(budgets=grids.get("budget_flops"), dollars=grids.get("dollars"),
                 deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis)

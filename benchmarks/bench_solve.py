@@ -70,6 +70,10 @@ def main() -> None:
     for i in range(1000):
         optimize(budget_flops=10 ** (20 + 5 * i / 999))
     t_sweep = time.perf_counter() - t0
+    optimize(budget_flops=1e22, moe=True)
+    t_moe = _time(lambda: optimize(budget_flops=next(budgets), moe=True), 20)
+    optimize(budget_flops=1e22, unique_tokens=2e10)
+    t_data = _time(lambda: optimize(budget_flops=next(budgets), unique_tokens=2e10), 10)
     t_help = _cold(["--help"])
     t_opt_cold = _cold(["optimize", "--budget", "1e22", "--json"], repeat=3)
 
@@ -81,6 +85,8 @@ def main() -> None:
     print(f"optimize() end to end (+rounding)   {t_opt * 1e3:9.3f} ms   {t_opt / t_warm:8.1f}x warm solve")
     print(f"1,000-point budget sweep            {t_sweep:9.3f} s    {t_sweep / (1000 * t_fresh):8.2f}x of 1,000 "
           "fresh builds")
+    print(f"optimize(moe=True), 7 expert counts {t_moe * 1e3:9.3f} ms   {t_moe / t_opt:8.1f}x dense optimize()")
+    print(f"optimize(unique_tokens=...) grid    {t_data * 1e3:9.3f} ms   {t_data / t_opt:8.1f}x dense optimize()")
     print(f"`planner --help` cold start         {t_help:9.3f} s")
     print(f"`planner optimize` cold start       {t_opt_cold:9.3f} s    {t_opt_cold / t_help:8.1f}x --help")
 

@@ -49,7 +49,8 @@ ROW_KEYS: tuple[str, ...] = (
     "budget_flops", "dollars", "deadline_days", "inference_tokens", "gpu",
     "precision", "params", "tokens", "tokens_per_param", "flops", "loss", "gpus", "hours", "days", "gpu_hours",
     "cost_usd", "total_cost_usd", "energy_kwh", "mfu", "goodput", "price_usd_per_gpu_hour", "batch_tokens",
-    "steps", "total_params", "layers", "d_model", "binding",
+    "steps", "learning_rate", "warmup_steps", "total_params", "active_params", "experts", "epochs", "layers",
+    "d_model", "binding",
 )
 
 
@@ -68,7 +69,9 @@ def plan_row(plan: Plan, request: PlanRequest | None = None) -> dict[str, Any]:
         days=plan.days, gpu_hours=plan.gpu_hours, cost_usd=plan.cost_usd, total_cost_usd=plan.total_cost_usd,
         energy_kwh=plan.energy_kwh, mfu=plan.mfu, goodput=plan.goodput,
         price_usd_per_gpu_hour=plan.price_usd_per_gpu_hour, batch_tokens=plan.batch_tokens, steps=plan.steps,
-        total_params=plan.total_params, layers=plan.shape.get("layers"), d_model=plan.shape.get("d_model"),
+        learning_rate=plan.learning_rate, warmup_steps=plan.warmup_steps, total_params=plan.total_params,
+        active_params=plan.active_params, experts=plan.experts, epochs=plan.epochs,
+        layers=plan.shape.get("layers"), d_model=plan.shape.get("d_model"),
         binding=";".join(plan.binding),
     )
     return row
