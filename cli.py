@@ -55,6 +55,9 @@ OPTION_OF = {
     "unique_tokens": "--unique-tokens",
     "experts": "--experts",
     "moe": "--moe/--dense",
+    "noise_scale": "--noise-scale",
+    "non_embedding_params": "--non-embedding-params",
+    "min_steps": "--min-steps",
     "max_experts": "--max-experts",
     "max_epochs": "--max-epochs",
     "lr_law": "--lr-law",
@@ -823,6 +826,12 @@ def laws_eval(
     batch_tokens: Annotated[float | None, typer.Option("--batch-tokens", help="Batch size in tokens.")] = None,
     loss: Annotated[float | None, typer.Option(help="Loss (for laws of the loss, e.g. critical batch).")] = None,
     steps: Annotated[float | None, typer.Option(help="Optimizer steps.")] = None,
+    non_embedding_params: Annotated[float | None, typer.Option(
+        "--non-embedding-params", help="Non-embedding (active) params (Joint MoE LR law).")] = None,
+    noise_scale: Annotated[float | None, typer.Option(
+        "--noise-scale", help="Gradient noise scale B_noise, tokens (McCandlish).")] = None,
+    min_steps: Annotated[float | None, typer.Option("--min-steps", help="S_min: steps at infinite batch.")] = None,
+    min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="E_min: tokens at tiny batch.")] = None,
     output: Annotated[str | None, typer.Option(help="Only this output (default: every computable one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -831,7 +840,9 @@ def laws_eval(
 
     law = _get_law(law_id)
     given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens,
-             "experts": experts, "batch_tokens": batch_tokens, "loss": loss, "steps": steps}
+             "experts": experts, "batch_tokens": batch_tokens, "loss": loss, "steps": steps,
+             "non_embedding_params": non_embedding_params, "noise_scale": noise_scale, "min_steps": min_steps,
+             "min_tokens": min_tokens}
     values = laws.evaluate(law, output, **{k: v for k, v in given.items() if v is not None})
     if as_json:
         _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values})

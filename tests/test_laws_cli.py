@@ -79,3 +79,18 @@ def test_laws_errors_are_one_line_exit_2(argv, needle):
     assert "Traceback" not in r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], r.output
+
+
+def test_laws_eval_mccandlish_and_moe_lr_inputs():
+    # McCandlish et al. 2018 eq. 2.11: S = S_min·(1 + B_noise/B); E = E_min·(1 + B/B_noise)
+    r = run("laws", "eval", "mccandlish-2018", "--noise-scale", "2e6", "--batch-tokens", "4e6", "--min-steps", "1e4",
+            "--min-tokens", "3e10", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)["outputs"]
+    assert out["steps"] == pytest.approx(1e4 * (1 + 2e6 / 4e6))
+    assert out["tokens"] == pytest.approx(3e10 * (1 + 4e6 / 2e6))
+    # Joint MoE eq. 8: LR = exp(8.39)·N^-0.81·E^-0.25 with N active non-embedding params
+    r = run("laws", "eval", "joint-moe-2025", "--non-embedding-params", "1e9", "--experts", "8", "--json")
+    assert r.exit_code == 0, r.output
+    lr = json.loads(r.stdout)["outputs"]["learning_rate"]
+    assert lr == pytest.approx(2.718281828459045**8.39 * 1e9**-0.81 * 8**-0.25, rel=1e-9)
