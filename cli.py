@@ -506,7 +506,8 @@ def fit(
     for d in list(result.diagnostics) + list(runs.warnings):
         con.print(f"[yellow]diagnostic:[/yellow] {d}")
     if written:
-        con.print(f"law written to {written}: use it with `planner optimize --law {written}`")
+        use = f"planner laws eval {written}" if form == "power" else f"planner optimize --law {written}"
+        con.print(f"law written to {written}: use it with `{use}`")
 
 
 def _console_err():

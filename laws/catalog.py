@@ -22,6 +22,7 @@ from laws.hyperparams import DeepSeekLaw, StepLaw
 from laws.kaplan import KaplanLaw
 from laws.moe import JointMoELaw
 from laws.muennighoff import MuennighoffLaw
+from laws.power import power_law_from_coefficients
 
 DEFAULT_LAW = "chinchilla-epoch-2024"
 
@@ -48,8 +49,9 @@ def law_from_dict(entry: dict[str, Any], source: str = "built-in") -> Law:
     if not isinstance(law_id, str) or not law_id:
         raise LawError(f"law file {source}: an entry has no 'id'")
     form = entry.get("form")
-    if form not in FORMS:
-        raise LawError(f"law {law_id} ({source}): unknown form {form!r}; allowed: {', '.join(sorted(FORMS))}")
+    if form not in FORMS and form != "power":
+        allowed = ", ".join(sorted([*FORMS, "power"]))
+        raise LawError(f"law {law_id} ({source}): unknown form {form!r}; allowed: {allowed}")
     for key in ("title", "citation"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise LawError(f"law {law_id} ({source}): '{key}' is required")
@@ -65,7 +67,14 @@ def law_from_dict(entry: dict[str, Any], source: str = "built-in") -> Law:
     info = LawInfo(
         id=law_id, form=form, source=source, **{k: str(entry.get(k, "")) for k in _INFO_FIELDS}, **tables
     )
-    return FORMS[form](info=info, coefficients=coefs, bootstrap=entry.get("bootstrap"))
+    if form == "power":  # fitted power law: its inputs and output come from the file
+        output = entry.get("output", "y")
+        if not isinstance(output, str):
+            raise LawError(f"law {law_id} ({source}): 'output' must be a column name")
+        cls = power_law_from_coefficients(coefs, output)
+    else:
+        cls = FORMS[form]
+    return cls(info=info, coefficients=coefs, bootstrap=entry.get("bootstrap"))
 
 
 def _parse(text: str, source: str) -> list[Law]:

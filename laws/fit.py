@@ -507,6 +507,7 @@ class FitResult:
     delta: float = DEFAULT_DELTA
     n_starts: int = 0
     source: str = "runs"
+    target: str = "y"  # power law: the fitted column (e.g. "lr")
 
     # ------------------------------------------------------------------ evaluation
     def _all_coefficients(self) -> dict[str, Any]:
@@ -600,8 +601,8 @@ class FitResult:
         bootstrap, ``[law.bootstrap]``), loadable by ``laws.catalog.load_law_file``. Floats keep full precision.
 
         Chinchilla and Kaplan fits load as those forms; a muennighoff file carries the base coefficients too
-        (E, A, B, alpha, beta, R_D_star, R_N_star) and a power file ``k`` and ``a_<x>``; those two need their
-        forms registered in the catalog to load.
+        (E, A, B, alpha, beta, R_D_star, R_N_star) and a power file ``k``, ``a_<x>`` and ``output`` (the
+        fitted column).
         """
         if not isinstance(id, str) or not id.strip() or "#" in id:
             raise FitError(f"law id must be a non-empty string without '#', got {id!r}", field="id")
@@ -625,6 +626,7 @@ class FitResult:
             'tokens_counts = "as in the input runs"',
             'loss_units = "as in the input runs"',
             f"validity = {_toml_str(validity)}",
+            *([f"output = {_toml_str(self.target)}"] if self.form == "power" else []),
             "[law.coefficients]",
         ]
         out += [f"{k} = {_fmt_float(v)}" for k, v in coefs.items()]
@@ -1186,7 +1188,7 @@ def fit_runs(runs, form: str, **kw) -> FitResult:
             raise FitError("power-law fit needs y=<column>, e.g. y='lr'", field="y")
         x = kw.pop("x", ("params", "tokens"))
         x = (x,) if isinstance(x, str) else tuple(x)
-        return fit_power_law(runs.column(y), **kw, **{k: runs.column(k) for k in x})
+        return dataclasses.replace(fit_power_law(runs.column(y), **kw, **{k: runs.column(k) for k in x}), target=y)
     raise FitError(f"unknown form {form!r}; allowed: {', '.join(FORMS)}", field="form")
 
 

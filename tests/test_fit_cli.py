@@ -100,3 +100,24 @@ def test_fit_cli_on_chinchilla_points(tmp_path):
     assert c["E"] == pytest.approx(1.8172, abs=0.01)
     assert c["alpha"] == pytest.approx(0.3478, abs=0.01) and c["beta"] == pytest.approx(0.3658, abs=0.01)
     assert c["A"] == pytest.approx(482.01, rel=0.15) and c["B"] == pytest.approx(2085.43, rel=0.15)
+
+
+def test_power_law_file_loads_and_evaluates(tmp_path):
+    # Step-Law-shaped synthetic LR data, eta = 1.79·N^-0.713·D^0.307 (Li et al. 2025), with 3% noise.
+    rng = np.random.default_rng(5)
+    n = np.repeat(np.logspace(8, 10, 6), 4)
+    d = np.tile(np.logspace(10, 12, 4), 6)
+    lr = 1.79 * n**-0.713 * d**0.307 * np.exp(rng.normal(0, 0.03, n.size))
+    runs, law = tmp_path / "lr.csv", tmp_path / "lr.toml"
+    runs.write_text("params,tokens,loss,lr\n" + "".join(f"{a},{b},2.5,{c}\n" for a, b, c in zip(n, d, lr, strict=True)))
+    r = runner.invoke(app, ["fit", str(runs), "--form", "power", "--y", "lr", "--out", str(law), "--json"])
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["coefficients"]
+    assert c["a_params"] == pytest.approx(-0.713, abs=0.03) and c["a_tokens"] == pytest.approx(0.307, abs=0.03)
+    r = runner.invoke(app, ["laws", "eval", str(law), "--params", "7e9", "--tokens", "2e12", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)["outputs"]["lr"]
+    assert got == pytest.approx(c["k"] * 7e9 ** c["a_params"] * 2e12 ** c["a_tokens"], rel=1e-9)
+    # a power law does not predict loss: optimize refuses it in one line
+    r = runner.invoke(app, ["optimize", "--law", str(law), "--budget", "1e22"])
+    assert r.exit_code == 2 and "does not predict loss" in r.output
