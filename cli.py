@@ -444,6 +444,8 @@ def fit(
     x: Annotated[str, typer.Option(help="Power law: comma-separated input columns.")] = "params,tokens",
     out: Annotated[str | None, typer.Option(help="Write the fitted law as a TOML law file.")] = None,
     law_id: Annotated[str | None, typer.Option("--id", help="Law id in the written file.")] = None,
+    plot_path: Annotated[str | None, typer.Option(
+        "--plot", help="Write a PNG of the fitted law against the runs (needs planner[plot]).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fit a scaling law to your own runs (Huber on log loss from a grid of starts; bootstrap CIs)."""
@@ -483,6 +485,10 @@ def fit(
         if hasattr(e, "field"):
             raise InputError("runs_file", str(e)) from None
         raise
+    if plot_path:
+        from planner.plots import plot_fit
+
+        plot_fit(result, runs, plot_path)
     if as_json:
         _emit_json({**result.to_dict(), "warnings": list(runs.warnings), "law_file": written})
         return

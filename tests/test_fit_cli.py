@@ -121,3 +121,14 @@ def test_power_law_file_loads_and_evaluates(tmp_path):
     # a power law does not predict loss: optimize refuses it in one line
     r = runner.invoke(app, ["optimize", "--law", str(law), "--budget", "1e22"])
     assert r.exit_code == 2 and "does not predict loss" in r.output
+
+
+def test_fit_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    runs, png = tmp_path / "runs.csv", tmp_path / "fit.png"
+    _synthetic(runs)
+    r = runner.invoke(app, ["fit", str(runs), "--plot", str(png), "--json"])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = runner.invoke(app, ["fit", str(runs), "--form", "power", "--y", "loss", "--plot", str(png)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
