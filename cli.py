@@ -147,6 +147,29 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
+GpuHoursOpt = Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")]
+MaxGpusOpt = Annotated[int | None, typer.Option("--max-gpus", help="Most devices at once.")]
+LawOpt = Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or a law .toml file.")]
+MfuOpt = Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")]
+PriceOpt = Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")]
+PriceTierOpt = Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud or committed.")]
+PrecisionOpt = Annotated[str, typer.Option(help="bf16, fp8, fp4 or any (peak FLOP/s used).")]
+ObjectiveOpt = Annotated[str, typer.Option(help="loss (min loss), cost or time (need --target-loss).")]
+TargetLossOpt = Annotated[float | None, typer.Option("--target-loss", help="Loss to reach.")]
+GoodputOpt = Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")]
+BatchCouplingOpt = Annotated[bool | None, typer.Option(
+    "--batch-coupling/--no-batch-coupling",
+    help="Choose batch, critical-batch overhead and devices jointly (default: with a deadline).")]
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Training sequence length (tokens).")]
+TensorParallelOpt = Annotated[int | None, typer.Option(
+    "--tensor-parallel", help="Tensor-parallel degree (default min(8, node)).")]
+MinStepOpt = Annotated[float | None, typer.Option("--min-step-seconds", help="Floor on one optimizer step (s).")]
+CatalogOpt = Annotated[list[str] | None, typer.Option(
+    "--catalog", help="Extra accelerator catalog TOML (repeatable).")]
+MinParamsOpt = Annotated[float | None, typer.Option("--min-params", help="Lower bound on params.")]
+MaxParamsOpt = Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")]
+MinTokensOpt = Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")]
+MaxTokensOpt = Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")]
 MoeOpt = Annotated[bool | None, typer.Option(
     "--moe/--dense", help="Allow mixture-of-experts (expert counts enumerated) or forbid it (default dense).")]
 ExpertsOpt = Annotated[int | None, typer.Option(help="Fix the number of experts (top-1, Joint MoE law).")]
@@ -162,42 +185,30 @@ LrLawOpt = Annotated[str | None, typer.Option(
 def optimize(
     budget: Annotated[float | None, typer.Option("--budget", help="Training FLOPs limit (6·N·D).")] = None,
     dollars: Annotated[float | None, typer.Option(help="Training dollars limit (USD).")] = None,
-    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")] = None,
+    gpu_hours: GpuHoursOpt = None,
     deadline_days: Annotated[float | None, typer.Option("--deadline-days", help="Wall-clock limit (days).")] = None,
-    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="Most devices at once.")] = None,
+    max_gpus: MaxGpusOpt = None,
     gpu: Annotated[str, typer.Option(help="Accelerator id, comma-separated ids, or 'any'.")] = "h100",
-    law: Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or a law .toml file.")] = None,
-    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")] = None,
-    price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
-    price_tier: Annotated[
-        str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud or committed.")
-    ] = None,
-    precision: Annotated[str, typer.Option(help="bf16, fp8, fp4 or any (peak FLOP/s used).")] = "bf16",
-    objective: Annotated[str, typer.Option(help="loss (min loss), cost or time (need --target-loss).")] = "loss",
-    target_loss: Annotated[float | None, typer.Option("--target-loss", help="Loss to reach.")] = None,
+    law: LawOpt = None,
+    mfu: MfuOpt = None,
+    price: PriceOpt = None,
+    price_tier: PriceTierOpt = None,
+    precision: PrecisionOpt = "bf16",
+    objective: ObjectiveOpt = "loss",
+    target_loss: TargetLossOpt = None,
     inference_tokens: Annotated[
         float | None, typer.Option("--inference-tokens", help="Tokens served over the model's life.")
     ] = None,
-    goodput: Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")] = None,
-    batch_coupling: Annotated[
-        bool | None,
-        typer.Option("--batch-coupling/--no-batch-coupling",
-                     help="Choose batch, critical-batch overhead and devices jointly (default: with a deadline)."),
-    ] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Training sequence length (tokens).")] = 4096,
-    tensor_parallel: Annotated[
-        int | None, typer.Option("--tensor-parallel", help="Tensor-parallel degree (default min(8, node)).")
-    ] = None,
-    min_step_seconds: Annotated[
-        float | None, typer.Option("--min-step-seconds", help="Floor on one optimizer step (s).")
-    ] = None,
-    catalog: Annotated[
-        list[str] | None, typer.Option("--catalog", help="Extra accelerator catalog TOML (repeatable).")
-    ] = None,
-    min_params: Annotated[float | None, typer.Option("--min-params", help="Lower bound on params.")] = None,
-    max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
-    min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
-    max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    goodput: GoodputOpt = None,
+    batch_coupling: BatchCouplingOpt = None,
+    seq_len: SeqLenOpt = 4096,
+    tensor_parallel: TensorParallelOpt = None,
+    min_step_seconds: MinStepOpt = None,
+    catalog: CatalogOpt = None,
+    min_params: MinParamsOpt = None,
+    max_params: MaxParamsOpt = None,
+    min_tokens: MinTokensOpt = None,
+    max_tokens: MaxTokensOpt = None,
     moe: MoeOpt = None,
     experts: ExpertsOpt = None,
     max_experts: MaxExpertsOpt = 64,
@@ -603,31 +614,26 @@ def sweep(
     gpus_axis: Annotated[
         str | None, typer.Option("--gpus", help="Accelerator axis: comma-separated ids (h100,b200) or any.")
     ] = None,
-    gpu_hours: Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")] = None,
-    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="Most devices at once.")] = None,
+    gpu_hours: GpuHoursOpt = None,
+    max_gpus: MaxGpusOpt = None,
     gpu: Annotated[str, typer.Option(help="Accelerator when --gpus is not swept.")] = "h100",
-    law: Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or a law .toml file.")] = None,
-    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")] = None,
-    price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
-    price_tier: Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud or committed.")
-                          ] = None,
-    precision: Annotated[str, typer.Option(help="bf16, fp8, fp4 or any.")] = "bf16",
-    objective: Annotated[str, typer.Option(help="loss, cost or time (need --target-loss).")] = "loss",
-    target_loss: Annotated[float | None, typer.Option("--target-loss", help="Loss to reach.")] = None,
-    goodput: Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")] = None,
-    batch_coupling: Annotated[
-        bool | None, typer.Option("--batch-coupling/--no-batch-coupling", help="Couple batch and devices.")
-    ] = None,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Training sequence length (tokens).")] = 4096,
-    tensor_parallel: Annotated[int | None, typer.Option("--tensor-parallel", help="Tensor-parallel degree.")
-                               ] = None,
-    min_step_seconds: Annotated[float | None, typer.Option("--min-step-seconds", help="Step-time floor (s).")
-                                ] = None,
-    catalog: Annotated[list[str] | None, typer.Option("--catalog", help="Extra accelerator catalog TOML.")] = None,
-    min_params: Annotated[float | None, typer.Option("--min-params", help="Lower bound on params.")] = None,
-    max_params: Annotated[float | None, typer.Option("--max-params", help="Upper bound on params.")] = None,
-    min_tokens: Annotated[float | None, typer.Option("--min-tokens", help="Lower bound on tokens.")] = None,
-    max_tokens: Annotated[float | None, typer.Option("--max-tokens", help="Upper bound on tokens.")] = None,
+    law: LawOpt = None,
+    mfu: MfuOpt = None,
+    price: PriceOpt = None,
+    price_tier: PriceTierOpt = None,
+    precision: PrecisionOpt = "bf16",
+    objective: ObjectiveOpt = "loss",
+    target_loss: TargetLossOpt = None,
+    goodput: GoodputOpt = None,
+    batch_coupling: BatchCouplingOpt = None,
+    seq_len: SeqLenOpt = 4096,
+    tensor_parallel: TensorParallelOpt = None,
+    min_step_seconds: MinStepOpt = None,
+    catalog: CatalogOpt = None,
+    min_params: MinParamsOpt = None,
+    max_params: MaxParamsOpt = None,
+    min_tokens: MinTokensOpt = None,
+    max_tokens: MaxTokensOpt = None,
     moe: MoeOpt = None,
     experts: ExpertsOpt = None,
     max_experts: MaxExpertsOpt = 64,

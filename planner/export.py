@@ -273,10 +273,8 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
     inputs.put(r, 1, "Accelerators", bold=True)
     r += 1
     acc_header = r
-    for j, h in enumerate(["Accelerator", "Price (USD per device-hour)", "TDP (W per device)", "Name",
-                           "Price source"], 1):
-        c = inputs.put(acc_header, j, h, bold=True)
-        c.fill = styles["header"]
+    inputs.header(acc_header, ["Accelerator", "Price (USD per device-hour)", "TDP (W per device)", "Name",
+                               "Price source"])
     r += 1
     acc_row: dict[tuple[str, float], int] = {}
     for p in plans:
@@ -296,10 +294,7 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
     r += 1
     inputs.put(r, 1, "Throughput", bold=True)
     r += 1
-    for j, h in enumerate(["Accelerator", "Precision", "Peak (FLOP/s per device, dense)", "MFU (fraction)",
-                           "MFU source"], 1):
-        c = inputs.put(r, j, h, bold=True)
-        c.fill = styles["header"]
+    inputs.header(r, ["Accelerator", "Precision", "Peak (FLOP/s per device, dense)", "MFU (fraction)", "MFU source"])
     r += 1
     thr_row: dict[tuple[str, str, float, float], int] = {}
     for p in plans:
