@@ -20,7 +20,7 @@ from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layo
 from cost_models.training import training_flops
 from planner.request import PlanRequest
 from planner.rounding import COUNTERS, fit_shape
-from planner.solve import Candidate, Solved, batch_law_monomial, critical_batch_tokens, lr_law_of
+from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
 
@@ -87,17 +87,10 @@ def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelSh
     return list(out.values())
 
 
-def _effective(var, n: float, tokens: float, batch: float, loss_guess: float,
-               coupled: bool = True) -> tuple[float, float]:
-    """(effective tokens, loss) at processed ``tokens`` and ``batch``: D_eff = D / (1 + B / B_crit(L))."""
-    if not coupled:
-        return tokens, var.program_loss(n, tokens)
-    loss = loss_guess
-    deff = tokens
-    for _ in range(4):
-        deff = tokens / (1.0 + batch / critical_batch_tokens(loss))
-        loss = var.program_loss(n, deff)
-    return deff, loss
+def _effective(var, n: float, tokens: float, batch: float, law_batch: float) -> tuple[float, float]:
+    """(effective tokens, program loss): D_eff = D / max(1, B / B_law) (see planner.program: large_batch)."""
+    deff = tokens / max(1.0, batch / law_batch)
+    return deff, var.program_loss(n, deff)
 
 
 def _tokens_for_loss(var, n: float, target: float) -> float | None:
@@ -157,8 +150,6 @@ def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_la
     elif coef * n_law**gamma > batch * (1 + 1e-9):
         return None
     lower = request.min_tokens or 0.0
-    coupled = request.batch_coupling is not False
-    guess = solved.var.program_loss(solved.sol.params, solved.sol.effective_tokens)
     if request.objective == "loss":
         if not upper:
             return None
@@ -167,7 +158,7 @@ def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_la
         deff_need = _tokens_for_loss(var, n_law, request.target_loss)
         if deff_need is None:
             return None
-        tokens = deff_need * ((1.0 + batch / critical_batch_tokens(request.target_loss)) if coupled else 1.0)
+        tokens = deff_need * max(1.0, batch / (coef * deff_need**beta * n_law**gamma))
         tokens = max(tokens, lower)
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
@@ -180,13 +171,13 @@ def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_la
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-    deff, ploss = _effective(var, n_law, tokens, batch, guess, coupled)
+    deff, ploss = _effective(var, n_law, tokens, batch, coef * tokens**beta * n_law**gamma)
     if request.objective != "loss" and ploss > request.target_loss * (1 + 1e-9):
         steps += 1
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-        deff, ploss = _effective(var, n_law, tokens, batch, guess, coupled)
+        deff, ploss = _effective(var, n_law, tokens, batch, coef * tokens**beta * n_law**gamma)
     hours = tokens * per_token / 3600.0
     gh = devices * hours
     return WholePlan(shape=shape, params=n_law, layout=layout, devices=devices, batch_tokens=batch, tokens=tokens,
@@ -206,9 +197,16 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     best: WholePlan | None = None
     sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_days * 24
     targets = [sol.devices]
-    if sizing_h is not None and "throughput" in sol.sides:  # the fewest devices that finish within sizing
+    if sizing_h is not None and "throughput" in sol.sides:
+        # the fewest devices that finish within the sizing horizon, but no more than the batch law's optimal
+        # batch can feed (more data-parallel ranks would force a larger batch and cost tokens)
         needed_h = sol.sides["throughput"][0] / (3600.0 * (request.goodput or 0.90))
-        targets.append(max(1.0, sol.devices * needed_h / sizing_h))
+        g_size = max(1.0, sol.devices * needed_h / sizing_h)
+        lay = solved.layout
+        if "law_batch" in sol.sides:
+            g_size = min(g_size, max(1.0, sol.sides["law_batch"][0] * lay.tp * lay.pp /
+                                     (lay.micro_batch * request.seq_len)))
+        targets.append(g_size)
     for shape, n_law in shape_candidates(solved, request):
         layouts = {solved.layout}
         for t in targets:  # the fastest layout at the nearest whole cluster of each target size
@@ -236,8 +234,10 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
 
 
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
+    """Objective first (to 1e-6 relative), then finishing within the sizing horizon, then dollars."""
     late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
-    return (late, round(_objective(plan, objective), 12), plan.total_cost_usd, plan.devices)
+    obj = _objective(plan, objective)
+    return (round(math.log(obj) * 1e6) if obj > 0 else obj, late, plan.total_cost_usd, plan.devices)
 
 
 def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
