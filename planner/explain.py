@@ -41,7 +41,7 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         lam = sol.duals.get(name, 0.0)
         if name in DATA:
             continue
-        if name in INTERNAL and lam <= 0:
+        if name in INTERNAL and (lam <= 0 or name not in ("memory", "replica", "throughput")):
             continue
         sense, unit = CONSTRAINTS[name]
         if sense == ">=" or name.startswith("min_"):
@@ -54,9 +54,10 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
             slack = 0.0
         is_binding = lam > 0 and abs(slack) <= BINDING_SLACK
         change = 0.0
-        if lam > 0 and name in s.values:  # a re-solve with this limit 10% higher
+        key = "goodput" if name == "throughput" else name  # throughput capacity scales with goodput
+        if lam > 0 and key in s.values:  # a re-solve with this limit 10% higher
             bumped = dict(s.values)
-            bumped[name] = bumped[name] * 1.1
+            bumped[key] = bumped[key] * 1.1
             again = program.solve(bumped)
             if again.status == "optimal":
                 change = _program_objective(s, again, request.objective) - base
@@ -104,8 +105,13 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         mfu_source = (f"predicted by the cluster model for {w.layout.label()} on {w.devices} x {acc.id} "
                       "(cost_models.cluster; calibration in docs/calibration.md)")
     if request.deadline_days is None and request.objective != "time":
-        notes.append(f"no deadline given: cluster sized to finish in about {request.sizing_days:g} days "
-                     "(sizing only, not a limit)")
+        if w.hours <= request.sizing_days * 24 * (1 + 1e-6):
+            notes.append(f"no deadline given: cluster sized to finish within {request.sizing_days:g} days "
+                         "(sizing only, not a limit)")
+        else:
+            notes.append(f"no deadline given: finishing within {request.sizing_days:g} days would take more "
+                         "devices than the batch law's optimal batch can feed or a worse objective; the plan runs "
+                         f"{w.hours / 24:.0f} days (pass --deadline-days to bound it)")
     if var.unique_tokens is not None:
         notes.append(f"data: {w.tokens / var.unique_tokens:.3g} epochs over {var.unique_tokens:.3g} unique tokens; "
                      "loss from the full Muennighoff law (grid of epochs x params ratio)")

@@ -305,10 +305,11 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
 
 
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
-    """Objective first (to 1e-6 relative), then finishing within the sizing horizon, then dollars."""
+    """Objective first (in steps of 0.03%), then finishing within the sizing horizon, then the exact objective
+    and dollars: sizing never costs more than 0.03% of the objective."""
     late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
     obj = _objective(plan, objective)
-    return (round(math.log(obj) * 1e6) if obj > 0 else obj, late, plan.total_cost_usd, plan.devices)
+    return (round(math.log(obj) / 3e-4) if obj > 0 else obj, late, obj, plan.total_cost_usd, plan.devices)
 
 
 def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
