@@ -67,7 +67,32 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         shadow[name] = change
         if is_binding and name not in INTERNAL:
             binding.append(name)
+    if s.var.unique_tokens is not None:  # the value of more unique data (envelope theorem, see below)
+        lam = _unique_tokens_elasticity(s.var, sol.params, sol.effective_tokens, request.objective, sol.duals)
+        u = s.var.unique_tokens
+        used = min(sol.tokens, u)
+        change = base * (1.1 ** (-lam) - 1)
+        is_binding = lam > 0 and sol.tokens >= u * (1 - BINDING_SLACK)
+        reports.append(ConstraintReport(name="unique_tokens", limit=u, value=used, unit=CONSTRAINTS["unique_tokens"][1],
+                                        sense="<=", slack=(u - used) / u, elasticity=lam,
+                                        objective_change_per_10pct=change, binding=is_binding))
+        shadow["unique_tokens"] = change
+        if is_binding:
+            binding.append("unique_tokens")
     return reports, binding, shadow
+
+
+def _unique_tokens_elasticity(var, params: float, effective_tokens: float, objective: str,
+                              duals: dict[str, float]) -> float:
+    """−d ln(objective)/d ln(unique tokens) at the plan (envelope theorem: U enters only the law, so its value
+    is the law's own sensitivity at fixed N and D, times the target's elasticity for objectives cost and time).
+    Its "Δ per +10%" is this elasticity applied to 10%, not a re-solve (a re-solve would re-run the data grid)."""
+    h = 0.01
+    lo, hi = (float(var.exact.predict(params=params, tokens=effective_tokens, unique_tokens=var.unique_tokens * f))
+              for f in (math.exp(-h), math.exp(h)))
+    loss_elasticity = -(math.log(hi) - math.log(lo)) / (2 * h)
+    scale = 1.0 if objective == "loss" else duals.get("target_loss", 0.0)
+    return max(scale * loss_elasticity, 0.0)
 
 
 def parallelism_of(w: WholePlan, per_node: int) -> dict:

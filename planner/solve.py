@@ -28,7 +28,7 @@ from planner.program import (
     get_program,
 )
 from planner.request import PlanRequest
-from planner.rounding import fit_shape
+from planner.rounding import COUNTERS, fit_shape
 
 # Critical batch B_crit(L) = B*·L^(−1/alpha_B), Kaplan et al. 2020 eq. 1.4 / 5.3 and Table 5 (B* 2.1e8 tokens,
 # alpha_B 0.21). L is the plan's predicted loss under the chosen law.
@@ -155,7 +155,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     values: dict[str, float] = {
         "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
         "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
-        **term_coefficients(shape, params_hint),
+        # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
+        **term_coefficients(shape, float(COUNTERS[var.count](shape))),
     }
     values.update({f"layout_{f}": float(getattr(numbers, f)) for f in present})
     for f, c in LIMIT_FIELDS.items():
