@@ -52,8 +52,9 @@ class WholePlan:
 
 
 def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | None) -> list[int]:
-    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp."""
-    mp = layout.tp * layout.pp
+    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp;
+    for MoE multiples of tp·pp·ep, so that ep divides the data-parallel ranks."""
+    mp = layout.tp * layout.pp * layout.ep
     out = set()
     for unit in (mp, math.lcm(mp, per_node)):
         lo = max(1, math.floor(g / unit)) * unit
@@ -245,6 +246,15 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
             out.add(lay.model_copy(update={"pp": pp}))
+    # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
+    seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(solved.sol.devices, 1.0) * shape.seq_len)
+    pp = lay.pp
+    while seqs_per_rank < 8 and pp * 2 <= min(shape.layers, 64):
+        pp *= 2
+        seqs_per_rank *= 2
+        for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
+            if not request.tensor_parallel or tp == request.tensor_parallel:
+                out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
     for t in targets:
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
         if near:
