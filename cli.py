@@ -458,6 +458,14 @@ def fit(
     plot_path: Annotated[str | None, typer.Option(
         "--plot", help="Write a PNG of the fitted law against the runs (needs planner[plot]).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backtest: Annotated[bool, typer.Option(
+        "--backtest", help="Fit on the lowest-compute runs, predict the held-out largest (each form).")] = False,
+    holdout: Annotated[float, typer.Option(help="Backtest: share of runs held out, by compute.")] = 0.2,
+    compute_floor: Annotated[float | None, typer.Option(
+        help="Backtest option: drop training runs below this many FLOPs.")] = None,
+    fix_e: Annotated[float | None, typer.Option("--fix-e", help="Backtest option: E held at this value.")] = None,
+    e_bounds: Annotated[str | None, typer.Option(
+        "--e-bounds", help="Backtest option: LO,HI bounds on E.")] = None,
 ) -> None:
     """Fit a scaling law to your own runs (Huber on log loss from a grid of starts; bootstrap CIs)."""
     import math
@@ -500,8 +508,10 @@ def fit(
         from planner.plots import plot_fit
 
         plot_fit(result, runs, plot_path)
+    extra_warnings, bt = _fit_checks(result, runs, budget, backtest, holdout, compute_floor, fix_e, e_bounds)
     if as_json:
-        _emit_json({**result.to_dict(), "warnings": list(runs.warnings), "law_file": written})
+        _emit_json({**result.to_dict(), "warnings": list(runs.warnings) + extra_warnings, "law_file": written,
+                    **({"backtest": bt.model_dump()} if bt is not None else {})})
         return
     from rich.table import Table
 
@@ -522,9 +532,63 @@ def fit(
         con.print(f"[dim]{k} = {v:.4g}[/dim]")
     for d in list(result.diagnostics) + list(runs.warnings):
         con.print(f"[yellow]diagnostic:[/yellow] {d}")
+    for w in extra_warnings:
+        con.print(f"[yellow]warning:[/yellow] {w}")
+    if bt is not None:
+        _render_backtest(bt)
     if written:
         use = f"planner laws eval {written}" if form == "power" else f"planner optimize --law {written}"
         con.print(f"law written to {written}: use it with `{use}`")
+
+
+def _fit_checks(result, runs, budget, backtest, holdout, compute_floor, fix_e, e_bounds):
+    """``planner fit`` extras: the extrapolation warning at --budget and the --backtest result."""
+    from laws.backtest import backtest as run_backtest
+    from laws.backtest import extrapolation_warning
+    from planner.errors import InputError
+
+    warnings = []
+    if budget is not None:
+        w = extrapolation_warning(result, runs, budget)
+        if w:
+            warnings.append(w)
+    if not backtest:
+        return warnings, None
+    bounds = None
+    if e_bounds is not None:
+        try:
+            lo, hi = (float(v) for v in e_bounds.split(","))
+        except ValueError:
+            raise InputError("e_bounds", f"must be LO,HI (two numbers), got {e_bounds!r}") from None
+        bounds = (lo, hi)
+    try:
+        return warnings, run_backtest(runs, holdout, compute_floor=compute_floor, E_fixed=fix_e, E_bounds=bounds)
+    except ValueError as e:
+        raise InputError(getattr(e, "field", "runs_file"), str(e)) from None
+
+
+def _render_backtest(bt) -> None:
+    from rich.table import Table
+
+    con = _console()
+    forms = list(bt.per_form)
+    t = Table(title=f"backtest: fit on {bt.n_train} runs (<= {bt.train_max_flops:.3g} FLOPs), predict the "
+                    f"{bt.n_holdout} largest ({bt.holdout_flops[0]:.3g}..{bt.holdout_flops[1]:.3g} FLOPs)")
+    for col in ("params", "tokens", "FLOPs", "loss", *[f"{f} err" for f in forms]):
+        t.add_column(col, justify="right")
+    for r in bt.holdout_runs:
+        t.add_row(f"{r.params:.3g}", f"{r.tokens:.3g}", f"{r.flops:.3g}", f"{r.loss:.4g}",
+                  *[f"{100 * r.rel_error[f]:.2f}%" for f in forms])
+    t.add_row("mean", "", "", "", *[f"{100 * bt.per_form[f].mean_rel_error:.2f}%" for f in forms])
+    con.print(t)
+    con.print(f"extrapolated best: [bold]{bt.best_form}[/bold] (mean relative error "
+              f"{100 * bt.mean_rel_error:.2f}%)")
+    for k, o in bt.options.items():
+        con.print(f"  chinchilla option {k}: {100 * o.mean_rel_error:.2f}% ({o.description}; {o.n_train} runs)")
+    if bt.best_option:
+        con.print(f"best fitting option: {bt.best_option}")
+    for n in bt.notes:
+        con.print(f"[dim]note: {n}[/dim]")
 
 
 def _console_err():
