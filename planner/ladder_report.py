@@ -25,6 +25,7 @@ def _atomic_write(path: str | Path, data: bytes, field: str) -> Path:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a written report is an ordinary file
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

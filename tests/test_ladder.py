@@ -58,10 +58,10 @@ def test_ladders_spend_exactly_the_probe_budget():
 
 
 def test_proposed_ladder_beats_isoflop_in_simulation():
-    """Known law, 1% log-loss noise, 400 seeds: realized error at the target of least-squares refits.
+    """Known law, 1% log-loss noise, 1,000 seeds: realized error at the target of least-squares refits.
 
-    Measured (C = 1e24, P = 1e21): RMS error of the optimal loss 0.059 vs 0.067 (ratio 0.87), of log N_opt
-    0.28 vs 0.39 (ratio 0.72).
+    Measured (C = 1e24, P = 1e21): RMS error of the optimal loss 0.057 vs 0.073 nats (ratio 0.78), of log N_opt
+    0.29 vs 0.40 (ratio 0.73). (C = 1e25, P = 1e22: 0.49 and 0.54.)
     """
     c, p, noise = 1e24, 1e21, 0.01
     res = ladder(c, p, noise=noise)
@@ -70,11 +70,11 @@ def test_proposed_ladder_beats_isoflop_in_simulation():
     nb = np.array([r.params for r in res.baseline.runs])
     db = np.array([r.tokens for r in res.baseline.runs])
     assert res.total_flops == pytest.approx(res.baseline.total_flops, rel=1e-9) == pytest.approx(p, rel=1e-9)
-    e = simulate_errors(THETA, n, d, noise, c, seeds=400, seed=11)
-    eb = simulate_errors(THETA, nb, db, noise, c, seeds=400, seed=11)
+    e = simulate_errors(THETA, n, d, noise, c, seeds=1000, seed=11)
+    eb = simulate_errors(THETA, nb, db, noise, c, seeds=1000, seed=11)
     rms, rms_b = np.sqrt(np.mean(e**2, axis=0)), np.sqrt(np.mean(eb**2, axis=0))
     ratio = rms / rms_b
-    assert ratio[0] < 0.95 and ratio[1] < 0.85, ratio
+    assert ratio[0] < 0.9 and ratio[1] < 0.85, ratio
     # the Fisher prediction the design was chosen on agrees with the simulated spread (within 15%)
     assert res.predicted.loss_sd == pytest.approx(rms[0], rel=0.15)
     assert res.predicted.log_params_opt_sd == pytest.approx(rms[1], rel=0.15)
