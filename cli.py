@@ -813,7 +813,8 @@ def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
 # option names of the backtest and ladder fields (issue 15)
 OPTION_OF.update({"target_flops": "--target-flops", "probe_budget": "--probe-budget", "noise": "--noise",
                   "runs": "--runs", "holdout": "--holdout", "E_fixed": "--fix-e", "E_bounds": "--e-bounds",
-                  "e_bounds": "--e-bounds", "vocab": "--vocab"})
+                  "e_bounds": "--e-bounds", "vocab": "--vocab", "robust": "--robust",
+                  "confidence": "--confidence"})
 
 
 @app.command()
@@ -873,6 +874,37 @@ def _render_ladder(result) -> None:
                   f", N_opt 95% [{p.params_opt_ci[0]:.3g}, {p.params_opt_ci[1]:.3g}]")
     con.print(f"[dim]law {result.law}; noise {result.noise:.3g} ({result.noise_source}); {result.method}[/dim]")
     for n in result.notes:
+        con.print(f"[dim]note: {n}[/dim]")
+
+
+@app.command("robust-plan")
+def robust_plan(
+    budget: Annotated[float, typer.Option(help="Training FLOPs (6ND <= budget).")],
+    law: Annotated[str | None, typer.Option(help="Law id or law file with [law.bootstrap] (default law: "
+                                                 "its published uncertainty).")] = None,
+    robust: Annotated[str, typer.Option(help="mean (sample-mean loss) or worst (central worst case).")] = "mean",
+    confidence: Annotated[float, typer.Option(help="Central share of samples for worst and the intervals.")] = 0.9,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Robust params and tokens for a compute budget, next to the point-estimate plan (compute only)."""
+    from planner.robust import robust_allocation
+
+    r = robust_allocation(law, budget, robust, confidence)
+    if as_json:
+        _emit_json(r.model_dump())
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{r.mode}-robust plan for {r.budget_flops:.3g} FLOPs ({r.law}, {r.n_samples} samples)")
+    for col in ("plan", "params", "tokens", "median loss", f"{100 * r.confidence:g}% interval", "worst (central)"):
+        t.add_column(col, justify="right")
+    for name, d in (("robust", r.robust), ("point estimate", r.point)):
+        t.add_row(name, f"{d.params:.4g}", f"{d.tokens:.4g}", f"{d.median:.4f}",
+                  f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}]", f"{d.worst_central:.4f}")
+    con = _console()
+    con.print(t)
+    con.print(f"cost of robustness: {r.cost_of_robustness:+.5f} in median loss")
+    for n in r.notes:
         con.print(f"[dim]note: {n}[/dim]")
 
 

@@ -147,3 +147,26 @@ def test_worst_expr_needs_reference():
     with pytest.raises(InputError) as e:
         robust_loss_expr(_law(5), N, D, "worst", 0.9)
     assert e.value.field == "reference"
+
+
+def test_robust_plan_cli(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    law = _law(8)
+    path = tmp_path / "law.toml"
+    lines = ["[[law]]", 'id = "t"', 'form = "chinchilla"', 'title = "t"', 'citation = "test"', "[law.coefficients]"]
+    lines += [f"{k} = {v!r}" for k, v in law.coefficients.items()] + ["[law.bootstrap]"]
+    lines += [f"{k} = [{', '.join(repr(float(x)) for x in v)}]" for k, v in law.bootstrap.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = CliRunner().invoke(app, ["robust-plan", "--budget", "1e22", "--law", str(path), "--robust", "worst",
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.output)
+    direct = robust_allocation(str(path), 1e22, "worst", 0.9)
+    assert res["params"] == pytest.approx(direct.params, rel=1e-6) and res["n_samples"] == 8
+    bad = CliRunner().invoke(app, ["robust-plan", "--budget", "1e22", "--law", "chinchilla-hoffmann-2022"])
+    assert bad.exit_code == 2 and "--law" in bad.output
