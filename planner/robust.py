@@ -197,7 +197,16 @@ def _solve(objective, constraints, N, D, budget: float) -> tuple[float, float]:
     return float(N.value), float(D.value)
 
 
-def _distribution(law, smp, n: float, d: float, confidence: float, reference) -> LossDistribution:
+def loss_distribution(law: Any, params: float, tokens: float, confidence: float = DEFAULT_CONFIDENCE,
+                      reference: tuple[float, float] | None = None,
+                      samples: Mapping[str, np.ndarray] | None = None) -> LossDistribution:
+    """The loss of (params, tokens) across the law's samples: median, central ``confidence`` interval, mean and
+    the worst loss over the central share ranked at ``reference`` (default: the point itself)."""
+    _check_mode("worst", confidence)
+    law = _resolve_law(law)
+    smp = law_samples(law) if samples is None else samples
+    n, d = float(params), float(tokens)
+    reference = (n, d) if reference is None else reference
     losses = sample_losses(law, n, d, smp)
     q = 100.0 * (1.0 - confidence) / 2.0
     lo, hi = np.percentile(losses, [q, 100.0 - q])
@@ -231,8 +240,8 @@ def robust_allocation(law: Any = None, budget_flops: float = 1e22, mode: Mode = 
     obj, cons = robust_loss_expr(law, N, D, mode, confidence, reference=(n0, d0))
     n1, d1 = _solve(obj, cons, N, D, budget)
     ref = (n0, d0)
-    robust = _distribution(law, smp, n1, d1, confidence, ref)
-    point = _distribution(law, smp, n0, d0, confidence, ref)
+    robust = loss_distribution(law, n1, d1, confidence, ref, smp)
+    point = loss_distribution(law, n0, d0, confidence, ref, smp)
     notes = []
     pu = published_uncertainty(law.id)
     if pu is not None and base.bootstrap is None:
@@ -243,5 +252,5 @@ def robust_allocation(law: Any = None, budget_flops: float = 1e22, mode: Mode = 
                             cost_of_robustness=robust.median - point.median, notes=notes)
 
 
-__all__ = ["MODES", "LossDistribution", "RobustAllocation", "central_samples", "law_samples", "robust_allocation",
-           "robust_loss", "robust_loss_expr", "sample_losses"]
+__all__ = ["MODES", "LossDistribution", "RobustAllocation", "central_samples", "law_samples", "loss_distribution",
+           "robust_allocation", "robust_loss", "robust_loss_expr", "sample_losses"]

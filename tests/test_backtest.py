@@ -151,3 +151,13 @@ def test_backtest_on_muennighoff_runs():
     assert bt.best_form == "muennighoff"
     assert bt.mean_rel_error == pytest.approx(0.0259, abs=0.005)
     assert bt.options["compute_weighted"].mean_rel_error < bt.options["plain"].mean_rel_error
+
+
+def test_python_api_fit_with_backtest():
+    import planner
+
+    runs = _synthetic(seed=5)
+    rep = planner.fit(runs, backtest=True, holdout=0.2, budget=1e23)
+    assert rep.result.form == "chinchilla" and rep.backtest.n_holdout == 6
+    assert any("largest run" in w for w in rep.warnings)
+    assert planner.fit(runs).backtest is None

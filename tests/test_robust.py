@@ -13,7 +13,7 @@ from laws.base import LawInfo
 from laws.chinchilla import ChinchillaLaw
 from laws.uncertainty import published_samples, with_samples
 from planner.errors import InputError
-from planner.robust import central_samples, robust_allocation, robust_loss, robust_loss_expr
+from planner.robust import central_samples, loss_distribution, robust_allocation, robust_loss, robust_loss_expr
 
 BUDGET = 1e22
 
@@ -170,3 +170,13 @@ def test_robust_plan_cli(tmp_path):
     assert res["params"] == pytest.approx(direct.params, rel=1e-6) and res["n_samples"] == 8
     bad = CliRunner().invoke(app, ["robust-plan", "--budget", "1e22", "--law", "chinchilla-hoffmann-2022"])
     assert bad.exit_code == 2 and "--law" in bad.output
+
+
+def test_loss_distribution_is_the_sample_spread():
+    law = _law(40)
+    dist = loss_distribution(law, 3e9, 6e10, 0.8)
+    b = law.bootstrap
+    losses = b["E"] + b["A"] / 3e9 ** b["alpha"] + b["B"] / 6e10 ** b["beta"]
+    assert dist.median == pytest.approx(np.median(losses))
+    assert dist.interval == pytest.approx(tuple(np.percentile(losses, [10, 90])))
+    assert dist.worst_central == pytest.approx(np.sort(losses)[35])  # 4 dropped at each end of 40
