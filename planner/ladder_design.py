@@ -236,7 +236,7 @@ def _prior(law, runs) -> tuple[np.ndarray, np.ndarray, float, str, str, list[str
     if law.form != "chinchilla":
         raise InputError("law", f"the ladder uses the Chinchilla form; law {law.id} is {law.form}")
     theta, label, notes = theta_of(law.coefficients), law.id, []
-    noise, source = DEFAULT_NOISE, f"default {DEFAULT_NOISE:g} (log loss per run; pass noise= or runs)"
+    noise, source = DEFAULT_NOISE, "stated default (about 1% of the loss per run; set --noise or give --runs)"
     j = np.diag(1.0 / PRIOR_SD**2)
     if runs is not None:
         from laws.fit import fit_chinchilla
