@@ -29,6 +29,7 @@ cvxpy is imported here only, so importing the planner package stays cheap.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,8 @@ class TrainingProgram:
         else:
             objective = cp.Minimize({"loss": loss, "cost": dollars, "time": T}[objective])
         self.problem = cp.Problem(objective, cons)
+        # cvxpy Parameters and the compiled problem are mutable state: one solve at a time per program.
+        self._lock = threading.Lock()
 
     def solve(self, values: dict[str, float]) -> Solution:
         """Set the Parameters and solve: Clarabel first, SCS on a numerical failure or inaccurate answer.
@@ -160,6 +163,10 @@ class TrainingProgram:
         The first solver to report optimal (or a definite infeasible/unbounded) wins; if none does, the first
         inaccurate solution is returned with status ``optimal_inaccurate`` (the plan flags it).
         """
+        with self._lock:
+            return self._solve(values)
+
+    def _solve(self, values: dict[str, float]) -> Solution:
         import warnings
 
         import cvxpy as cp
@@ -203,6 +210,7 @@ def _clean(dual: float) -> float:
 
 
 _CACHE: dict[tuple, TrainingProgram] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def _law_key(law: Law) -> tuple:
@@ -215,7 +223,8 @@ def get_program(
 ) -> TrainingProgram:
     """The compiled program for this law, constraint set and objective (built on first use, then reused)."""
     key = (_law_key(law), active, objective, inference, elastic, bcrit_exponent)
-    prog = _CACHE.get(key)
-    if prog is None:
-        prog = _CACHE[key] = TrainingProgram(law, active, objective, inference, elastic, bcrit_exponent)
+    with _CACHE_LOCK:  # built under the lock so two threads never share a half-built program
+        prog = _CACHE.get(key)
+        if prog is None:
+            prog = _CACHE[key] = TrainingProgram(law, active, objective, inference, elastic, bcrit_exponent)
     return prog
