@@ -100,9 +100,12 @@ def _predict(form: str, coefs: dict[str, float], n, d, u=None) -> np.ndarray:
 def _fit_forms(n, d, y, u) -> tuple[dict[str, dict[str, float]], list[str]]:
     fits: dict[str, dict[str, float]] = {}
     notes: list[str] = []
-    fits["chinchilla"] = lf.fit_chinchilla(n, d, y).coefficients
-    fits["kaplan"] = lf.fit_kaplan(n, d, y).coefficients
-    fits["power"] = lf.fit_power_law(y, params=n, tokens=d).coefficients
+    for form, fn in (("chinchilla", lambda: lf.fit_chinchilla(n, d, y)), ("kaplan", lambda: lf.fit_kaplan(n, d, y)),
+                     ("power", lambda: lf.fit_power_law(y, params=n, tokens=d))):
+        try:
+            fits[form] = fn().coefficients
+        except lf.FitError as e:
+            notes.append(f"{form} form could not be fitted on the training runs: {e}")
     if u is not None:
         repeats = d > u * (1 + 1e-9)
         if repeats.any():
@@ -140,6 +143,8 @@ def backtest(runs: Any, holdout: float = DEFAULT_HOLDOUT, *, compute_floor: floa
                           "(lower --holdout or add runs)", field="holdout")
     u_tr = None if u_all is None else u_all[tr]
     fits, notes = _fit_forms(n[tr], d[tr], y[tr], u_tr)
+    if not fits:
+        raise lf.FitError("no form could be fitted on the training runs", field="runs")
     u_ho = None if u_all is None else u_all[ho]
     preds = {f: _predict(f, co, n[ho], d[ho], u_ho) for f, co in fits.items()}
     errs = {f: np.abs(p - y[ho]) / y[ho] for f, p in preds.items()}

@@ -228,7 +228,7 @@ def _check(name: str, v: Any, lo: float, hi: float) -> float:
     return float(v)
 
 
-def _prior(law, runs) -> tuple[np.ndarray, np.ndarray, float, str, str, list[str]]:
+def _prior(law, runs, given_noise: float | None) -> tuple[np.ndarray, np.ndarray, float, str, str, list[str]]:
     """theta, base information (prior + existing runs), noise, its source, law label, notes."""
     from planner.robust import _resolve_law
 
@@ -250,7 +250,11 @@ def _prior(law, runs) -> tuple[np.ndarray, np.ndarray, float, str, str, list[str
             source = f"residual RMS of the fit to the {n.size} existing runs (dof-corrected)"
         else:
             notes.append(f"{n.size} existing runs are too few to fit (need 6): prior law {law.id} kept")
+        if given_noise is not None:
+            noise, source = given_noise, "given"
         j = j + fisher(theta, n, d, noise)
+    elif given_noise is not None:
+        noise, source = given_noise, "given"
     return theta, j, noise, source, label, notes
 
 
@@ -268,12 +272,8 @@ def ladder(target_flops: float, probe_budget: float, *, runs: Any = None, gpu: s
 
     if gpu not in load_catalog().ids():
         raise InputError("gpu", f"unknown accelerator {gpu!r}; allowed: {', '.join(load_catalog().ids())}")
-    theta, j0, nz, source, label, notes = _prior(law, runs)
-    if noise is not None:
-        nz, source = _check("noise", noise, 1e-5, 1.0), "given"
-        if runs is not None:
-            theta, j0, _, _, label, notes = _prior(law, None)
-            j0 = j0 + fisher(theta, np.asarray(runs.params, float), np.asarray(runs.tokens, float), nz)
+    given = None if noise is None else _check("noise", noise, 1e-5, 1.0)
+    theta, j0, nz, source, label, notes = _prior(law, runs, given)
     grad = _target_grad(theta, c)
     nb, db = ladder_runs(theta, p, **BASELINE)
     if not _valid(nb, db):
