@@ -480,6 +480,8 @@ def fit(
         raise InputError("form", f"unknown form {form!r}; allowed: {', '.join(FORMS)}")
     if budget is not None and not (math.isfinite(budget) and 0 < budget <= 1e32):
         raise InputError("budget_flops", f"must be a number of FLOPs in (0, 1e32], got {budget}")
+    if backtest and not 0 < holdout < 1:
+        raise InputError("holdout", f"must be a share in (0, 1), got {holdout}")
     try:
         runs = read_runs(runs_file)
         kwargs = {"bootstrap": bootstrap, "seed": seed}

@@ -154,8 +154,13 @@ def backtest(runs: Any, holdout: float = DEFAULT_HOLDOUT, *, compute_floor: floa
     per_form = {f: FormBacktest(mean_rel_error=float(e.mean()), max_rel_error=float(e.max()), coefficients=fits[f])
                 for f, e in errs.items()}
     best = min(per_form, key=lambda f: per_form[f].mean_rel_error)
-    opts = _options(n[tr], d[tr], y[tr], c[tr], n[ho], d[ho], y[ho], compute_floor, E_fixed, E_bounds) if options \
-        else {}
+    plain = None
+    if "chinchilla" in per_form:  # the plain option is the chinchilla form's fit itself (same estimator)
+        plain = OptionBacktest(description="unweighted Huber fit on every training run (the chinchilla form above)",
+                               mean_rel_error=per_form["chinchilla"].mean_rel_error, n_train=int(tr.size),
+                               coefficients=fits["chinchilla"])
+    opts = _options(n[tr], d[tr], y[tr], c[tr], n[ho], d[ho], y[ho], compute_floor, E_fixed, E_bounds, plain) \
+        if options else {}
     best_opt = min(opts, key=lambda k: opts[k].mean_rel_error) if opts else None
     return Backtest(holdout=float(holdout), n_train=int(tr.size), n_holdout=int(ho.size),
                     train_max_flops=float(c[tr].max()), holdout_flops=(float(c[ho].min()), float(c[ho].max())),
@@ -163,7 +168,7 @@ def backtest(runs: Any, holdout: float = DEFAULT_HOLDOUT, *, compute_floor: floa
                     mean_rel_error=per_form[best].mean_rel_error, options=opts, best_option=best_opt, notes=notes)
 
 
-def _options(n, d, y, c, nh, dh, yh, floor, E_fixed, E_bounds) -> dict[str, OptionBacktest]:
+def _options(n, d, y, c, nh, dh, yh, floor, E_fixed, E_bounds, plain=None) -> dict[str, OptionBacktest]:
     def run(desc, mask=None, **kw) -> OptionBacktest:
         m = np.ones(n.size, bool) if mask is None else mask
         if "weights" in kw:
@@ -173,8 +178,8 @@ def _options(n, d, y, c, nh, dh, yh, floor, E_fixed, E_bounds) -> dict[str, Opti
         return OptionBacktest(description=desc, mean_rel_error=float(err.mean()), n_train=int(m.sum()),
                               coefficients=co)
 
-    out = {"plain": run("unweighted Huber fit on every training run"),
-           "compute_weighted": run(f"each run's Huber term weighted by compute^{WEIGHT_POWER:g} (mean 1)",
+    out = {"plain": plain} if plain is not None else {"plain": run("unweighted Huber fit on every training run")}
+    out |= {"compute_weighted": run(f"each run's Huber term weighted by compute^{WEIGHT_POWER:g} (mean 1)",
                                    weights=compute_weights(c, WEIGHT_POWER))}
     fl = float(np.quantile(c, 0.25)) if floor is None else float(floor)
     mask = c >= fl

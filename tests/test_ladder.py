@@ -136,3 +136,19 @@ def test_input_error_fields():
     with pytest.raises(InputError) as e:
         ladder(1e24, 1e21, noise=-1.0)
     assert e.value.field == "noise"
+
+
+def test_existing_runs_add_information():
+    """Sequential design: runs already done (too few to refit, so the prior law stays) narrow the intervals of
+    the same IsoFLOP baseline, because their information adds to the new runs'."""
+
+    class Done:
+        params = np.array([5e8, 1e9, 2e9, 4e9, 8e9])
+        tokens = 20 * params
+        loss = _loss(LAW.coefficients, params, tokens)
+
+    without = ladder(1e24, 1e21, noise=0.01)
+    with_runs = ladder(1e24, 1e21, noise=0.01, runs=Done())
+    assert with_runs.existing_runs == 5 and with_runs.law == without.law
+    assert with_runs.baseline.predicted.log_params_opt_sd < without.baseline.predicted.log_params_opt_sd
+    assert with_runs.baseline.predicted.loss_sd < without.baseline.predicted.loss_sd
