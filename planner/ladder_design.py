@@ -128,7 +128,8 @@ def _variances(theta, j_base, n, d, noise, grad) -> np.ndarray:
     return np.einsum("ij,jk,ik->i", grad, cov, grad)
 
 
-def _spread(theta, cov, flops, seed) -> dict[str, Any]:
+def _spread(theta, cov, flops, seed, grad) -> dict[str, Any]:
+    """95% intervals from seeded draws theta ~ N(theta_hat, cov); standard deviations by the delta method."""
     rng = np.random.default_rng(seed)
     draws = rng.multivariate_normal(theta, cov, size=N_DRAWS, method="svd")
     draws = draws[(draws[:, 3] > 0) & (draws[:, 4] > 0)]
@@ -136,8 +137,9 @@ def _spread(theta, cov, flops, seed) -> dict[str, Any]:
     q = [50 * (1 - CI), 50 * (1 + CI)]
     lo_l, hi_l = np.percentile(t[:, 0], q)
     lo_n, hi_n = np.exp(np.percentile(t[:, 1], q))
+    sd = np.sqrt(np.einsum("ij,jk,ik->i", grad, cov, grad))
     return {"loss_ci": (float(lo_l), float(hi_l)), "params_opt_ci": (float(lo_n), float(hi_n)),
-            "loss_sd": float(np.std(t[:, 0])), "log_params_opt_sd": float(np.std(t[:, 1]))}
+            "loss_sd": float(sd[0]), "log_params_opt_sd": float(sd[1])}
 
 
 # --------------------------------------------------------------------------------------- the outputs
@@ -159,8 +161,8 @@ class Prediction(BaseModel):
 
     loss_ci: tuple[float, float] = Field(description="95% interval of the loss-optimal loss at the target")
     params_opt_ci: tuple[float, float] = Field(description="95% interval of N_opt at the target")
-    loss_sd: float
-    log_params_opt_sd: float
+    loss_sd: float = Field(description="delta-method standard deviation of the optimal loss (nats/token)")
+    log_params_opt_sd: float = Field(description="delta-method standard deviation of log N_opt")
 
 
 class LadderDesign(BaseModel):
@@ -296,7 +298,7 @@ def ladder(target_flops: float, probe_budget: float, *, runs: Any = None, gpu: s
     def design(dn, dd, spec, s) -> tuple[list[LadderRun], Prediction]:
         cov = np.linalg.inv(j0 + fisher(theta, dn, dd, nz))
         return [_run(float(a), float(b), gpu, vocab) for a, b in zip(dn, dd, strict=True)], Prediction(
-            **_spread(theta, cov, c, s))
+            **_spread(theta, cov, c, s, grad))
 
     runs_p, pred_p = design(n, d, best, seed)
     runs_b, pred_b = design(nb, db, BASELINE, seed)
