@@ -89,7 +89,7 @@ def plot_ladder(ladder, path: str | Path) -> Path:
     ax2.set_ylim(lo_all - 0.05 * (hi_all - lo_all), hi_all + 0.15 * (hi_all - lo_all))
     fig.suptitle(f"ladder for {c:.2g} FLOPs: both designs spend {ladder.total_flops:.2g} probe FLOPs "
                  f"(law {ladder.law}, noise {ladder.noise:.3g} in log loss)", fontsize=10)
-    ax2.legend(fontsize=8, loc="upper center")
+    ax2.legend(fontsize=8, loc="center")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format="png")
