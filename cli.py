@@ -479,6 +479,14 @@ def fit(
     plot_path: Annotated[str | None, typer.Option(
         "--plot", help="Write a PNG of the fitted law against the runs (needs planner[plot]).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backtest: Annotated[bool, typer.Option(
+        "--backtest", help="Fit on the lowest-compute runs, predict the held-out largest (each form).")] = False,
+    holdout: Annotated[float, typer.Option(help="Backtest: share of runs held out, by compute.")] = 0.2,
+    compute_floor: Annotated[float | None, typer.Option(
+        help="Backtest option: drop training runs below this many FLOPs.")] = None,
+    fix_e: Annotated[float | None, typer.Option("--fix-e", help="Backtest option: E held at this value.")] = None,
+    e_bounds: Annotated[str | None, typer.Option(
+        "--e-bounds", help="Backtest option: LO,HI bounds on E.")] = None,
 ) -> None:
     """Fit a scaling law to your own runs (Huber on log loss from a grid of starts; bootstrap CIs)."""
     import math
@@ -493,6 +501,8 @@ def fit(
         raise InputError("form", f"unknown form {form!r}; allowed: {', '.join(FORMS)}")
     if budget is not None and not (math.isfinite(budget) and 0 < budget <= 1e32):
         raise InputError("budget_flops", f"must be a number of FLOPs in (0, 1e32], got {budget}")
+    if backtest and not 0 < holdout < 1:
+        raise InputError("holdout", f"must be a share in (0, 1), got {holdout}")
     try:
         runs = read_runs(runs_file)
         kwargs = {"bootstrap": bootstrap, "seed": seed}
@@ -521,8 +531,10 @@ def fit(
         from planner.plots import plot_fit
 
         plot_fit(result, runs, plot_path)
+    extra_warnings, bt = _fit_checks(result, runs, budget, backtest, holdout, compute_floor, fix_e, e_bounds)
     if as_json:
-        _emit_json({**result.to_dict(), "warnings": list(runs.warnings), "law_file": written})
+        _emit_json({**result.to_dict(), "warnings": list(runs.warnings) + extra_warnings, "law_file": written,
+                    **({"backtest": bt.model_dump()} if bt is not None else {})})
         return
     from rich.table import Table
 
@@ -543,9 +555,64 @@ def fit(
         con.print(f"[dim]{k} = {v:.4g}[/dim]")
     for d in list(result.diagnostics) + list(runs.warnings):
         con.print(f"[yellow]diagnostic:[/yellow] {d}")
+    for w in extra_warnings:
+        con.print(f"[yellow]warning:[/yellow] {w}")
+    if bt is not None:
+        _render_backtest(bt)
     if written:
         use = f"planner laws eval {written}" if form == "power" else f"planner optimize --law {written}"
         con.print(f"law written to {written}: use it with `{use}`")
+
+
+def _fit_checks(result, runs, budget, backtest, holdout, compute_floor, fix_e, e_bounds):
+    """``planner fit`` extras: the extrapolation warning at --budget and the --backtest result."""
+    from laws.backtest import backtest as run_backtest
+    from laws.backtest import extrapolation_warning
+    from planner.errors import InputError
+
+    warnings = []
+    if budget is not None:
+        w = extrapolation_warning(result, runs, budget)
+        if w:
+            warnings.append(w)
+    if not backtest:
+        return warnings, None
+    bounds = None
+    if e_bounds is not None:
+        try:
+            lo, hi = (float(v) for v in e_bounds.split(","))
+        except ValueError:
+            raise InputError("e_bounds", f"must be LO,HI (two numbers), got {e_bounds!r}") from None
+        bounds = (lo, hi)
+    try:
+        return warnings, run_backtest(runs, holdout, compute_floor=compute_floor, E_fixed=fix_e, E_bounds=bounds)
+    except ValueError as e:
+        field = getattr(e, "field", "runs_file")
+        raise InputError("runs_file" if field == "runs" else field, str(e)) from None
+
+
+def _render_backtest(bt) -> None:
+    from rich.table import Table
+
+    con = _console()
+    forms = list(bt.per_form)
+    t = Table(title=f"backtest: fit on {bt.n_train} runs (<= {bt.train_max_flops:.3g} FLOPs), predict the "
+                    f"{bt.n_holdout} largest ({bt.holdout_flops[0]:.3g}..{bt.holdout_flops[1]:.3g} FLOPs)")
+    for col in ("params", "tokens", "FLOPs", "loss", *[f"{f} err" for f in forms]):
+        t.add_column(col, justify="right")
+    for r in bt.holdout_runs:
+        t.add_row(f"{r.params:.3g}", f"{r.tokens:.3g}", f"{r.flops:.3g}", f"{r.loss:.4g}",
+                  *[f"{100 * r.rel_error[f]:.2f}%" for f in forms])
+    t.add_row("mean", "", "", "", *[f"{100 * bt.per_form[f].mean_rel_error:.2f}%" for f in forms])
+    con.print(t)
+    con.print(f"extrapolated best: [bold]{bt.best_form}[/bold] (mean relative error "
+              f"{100 * bt.mean_rel_error:.2f}%)")
+    for k, o in bt.options.items():
+        con.print(f"  chinchilla option {k}: {100 * o.mean_rel_error:.2f}% ({o.description}; {o.n_train} runs)")
+    if bt.best_option:
+        con.print(f"best fitting option: {bt.best_option}")
+    for n in bt.notes:
+        con.print(f"[dim]note: {n}[/dim]")
 
 
 def _console_err():
@@ -764,6 +831,104 @@ def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
         con.print(f"[dim]... {len(result.failures) - 3} more infeasible points[/dim]")
     con.print(f"[dim]{result.points:,} points in {result.elapsed_s:.2f} s "
               f"({result.elapsed_s / max(result.points, 1) * 1e3:.1f} ms/point)[/dim]")
+
+
+# option names of the backtest and ladder fields (issue 15)
+OPTION_OF.update({"target_flops": "--target-flops", "probe_budget": "--probe-budget", "noise": "--noise",
+                  "runs": "--runs", "holdout": "--holdout", "E_fixed": "--fix-e", "E_bounds": "--e-bounds",
+                  "e_bounds": "--e-bounds", "vocab": "--vocab", "robust": "--robust",
+                  "confidence": "--confidence"})
+
+
+@app.command()
+def ladder(
+    target_flops: Annotated[float, typer.Option(help="FLOPs of the run you are planning (the target C).")],
+    probe_budget: Annotated[float, typer.Option(help="FLOPs you can spend on the small runs (P).")],
+    runs_file: Annotated[str | None, typer.Option("--runs", help="CSV of runs already done (sequential).")] = None,
+    gpu: Annotated[str, typer.Option(help="Accelerator for device-hours and dollars.")] = "h100",
+    law: Annotated[str | None, typer.Option(help="Prior law id or law file (default: the default law).")] = None,
+    noise: Annotated[float | None, typer.Option(
+        help="Log-loss SD per run (default: from --runs, else 0.01).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the interval draws.")] = 0,
+    csv_path: Annotated[str | None, typer.Option("--csv", help="Write the runs of both designs as CSV.")] = None,
+    plot_path: Annotated[str | None, typer.Option(
+        "--plot", help="PNG of the predicted intervals at the target (needs planner[plot]).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Propose the small runs that best pin down the optimal plan at --target-flops, vs an IsoFLOP ladder."""
+    from planner.errors import InputError
+    from planner.ladder_design import ladder as make_ladder
+    from planner.ladder_report import plot_ladder, write_ladder_csv
+
+    runs = None
+    if runs_file is not None:
+        from laws.runs import read_runs
+
+        try:
+            runs = read_runs(runs_file, min_rows=1)
+        except ValueError as e:
+            raise InputError("runs", str(e)) from None
+    result = make_ladder(target_flops, probe_budget, runs=runs, gpu=gpu, law=law, noise=noise, seed=seed)
+    if csv_path:
+        write_ladder_csv(result, csv_path)
+    if plot_path:
+        plot_ladder(result, plot_path)
+    if as_json:
+        _emit_json(result.model_dump())
+        return
+    _render_ladder(result)
+
+
+def _render_ladder(result) -> None:
+    from rich.table import Table
+
+    con = _console()
+    d = result.design
+    t = Table(title=f"proposed ladder: {int(d['levels'])} budgets x{d['ratio']:g} apart, {int(d['sizes'])} sizes "
+                    f"x{d['step']:g} apart ({len(result.runs)} runs, {result.total_flops:.3g} FLOPs)")
+    for col in ("params", "tokens", "FLOPs", "device-hours", "$", "layers", "d_model"):
+        t.add_column(col, justify="right")
+    for r in result.runs:
+        t.add_row(f"{r.params:.3g}", f"{r.tokens:.3g}", f"{r.flops:.3g}", f"{r.gpu_hours:,.0f}",
+                  f"{r.cost_usd:,.0f}", str(r.shape["layers"]), str(r.shape["d_model"]))
+    con.print(t)
+    for name, p in (("proposed", result.predicted), ("IsoFLOP baseline", result.baseline.predicted)):
+        con.print(f"{name:>17}: loss at {result.target_flops:.3g} FLOPs 95% [{p.loss_ci[0]:.4f}, {p.loss_ci[1]:.4f}]"
+                  f", N_opt 95% [{p.params_opt_ci[0]:.3g}, {p.params_opt_ci[1]:.3g}]")
+    con.print(f"[dim]law {result.law}; noise {result.noise:.3g} ({result.noise_source}); {result.method}[/dim]")
+    for n in result.notes:
+        con.print(f"[dim]note: {n}[/dim]")
+
+
+@app.command("robust-plan")
+def robust_plan(
+    budget: Annotated[float, typer.Option(help="Training FLOPs (6ND <= budget).")],
+    law: Annotated[str | None, typer.Option(help="Law id or law file with [law.bootstrap] (default law: "
+                                                 "its published uncertainty).")] = None,
+    robust: Annotated[str, typer.Option(help="mean (sample-mean loss) or worst (central worst case).")] = "mean",
+    confidence: Annotated[float, typer.Option(help="Central share of samples for worst and the intervals.")] = 0.9,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Robust params and tokens for a compute budget, next to the point-estimate plan (compute only)."""
+    from planner.robust import robust_allocation
+
+    r = robust_allocation(law, budget, robust, confidence)
+    if as_json:
+        _emit_json(r.model_dump())
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{r.mode}-robust plan for {r.budget_flops:.3g} FLOPs ({r.law}, {r.n_samples} samples)")
+    for col in ("plan", "params", "tokens", "median loss", f"{100 * r.confidence:g}% interval", "worst (central)"):
+        t.add_column(col, justify="right")
+    for name, d in (("robust", r.robust), ("point estimate", r.point)):
+        t.add_row(name, f"{d.params:.4g}", f"{d.tokens:.4g}", f"{d.median:.4f}",
+                  f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}]", f"{d.worst_central:.4f}")
+    con = _console()
+    con.print(t)
+    con.print(f"cost of robustness: {r.cost_of_robustness:+.5f} in median loss")
+    for n in r.notes:
+        con.print(f"[dim]note: {n}[/dim]")
 
 
 @app.command()
