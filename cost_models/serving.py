@@ -1,0 +1,418 @@
+"""Serving model: prefill and decode time, KV cache, tensor-parallel all-reduce, memory fit, $ per token.
+
+One replica of a model runs on ``tp`` devices with Megatron-style tensor parallelism and serves ``batch``
+sequences at once (continuous batching), each with a ``prompt_tokens`` prompt and ``output_tokens`` generated.
+
+Decode step (seconds, one token for each of the ``batch`` sequences), at the mean cache length
+c = prompt + output/2 over a generation:
+
+    step = max(memory, compute) + all-reduce
+    memory  = (weight bytes read + batch · KV bytes per token per device · c) / (bandwidth · eta_bw)
+    compute = batch · (2 · matmul params / (peak · eta_flop) + 4 · layers · d_attn · c / (bf16 peak · eta_16))
+              / tp         (attention runs in 16-bit whatever the weight dtype)
+
+Weight bytes read per step (per device, / tp): every parameter except the input-embedding table (a lookup
+reads ``batch`` rows) and, for MoE, the routed experts that no token of the batch picked (see
+``moe_experts_touched``). Matmul params are the active non-embedding params plus the output head (Kaplan et
+al. 2020, Table 1: 2N forward FLOPs per token plus 2·n_layer·n_ctx·d_attn for attention per token; a decode
+token attends to c cached tokens, a causal prefill token to P/2 on average).
+
+Prefill of one P-token prompt: max(P · (2 · matmul params + 2 · layers · d_attn · P) / tp / (peak · eta_flop),
+weight bytes / (bandwidth · eta_bw)) + all-reduce. Time to first token (TTFT) is that time for a prompt
+alone; queueing behind other requests is not modelled. Input tokens are priced at their prefill compute and
+all-reduce only: under continuous batching many prompts share one read of the weights.
+
+KV cache per token (``kv_elements_per_token``): K and V, 2 · layers · kv_heads · head_dim elements (MHA when
+kv_heads = heads, GQA otherwise); MLA caches its compressed latent plus the decoupled RoPE key,
+layers · (kv_lora_rank + qk_rope_head_dim) (DeepSeek-AI 2024, DeepSeek-V2 §2.1.3). Tensor parallelism
+splits KV heads over devices; with fewer KV heads than devices each head is replicated (each device needs
+the K/V of its query heads), and the MLA latent is replicated on every device (it is shared by all heads).
+
+Tensor-parallel all-reduce: two per layer in the forward pass, after the attention and after the MLP block
+(Shoeybi et al. 2019, Megatron-LM §3, Fig. 4), each of batch · d_model activations in bf16. Ring all-reduce of
+S bytes over t devices: 2(t−1)/t · S / link bandwidth (Patarasuk & Yuan 2009; the NCCL "bus bandwidth"
+convention) plus a latency of 2(t−1) steps. The link is the catalog's ``scaleup_bandwidth_gbs``, which is
+bidirectional per device, so one direction carries half of it.
+
+Memory per device: weights of all experts (all resident for MoE) / tp + batch · KV bytes per token per device
+· (prompt + output), within ``USABLE_MEMORY_FRACTION`` of HBM.
+
+Cost: a replica of tp devices produces batch / step output tokens per second, so one output token takes
+tp · step / batch device-seconds and one input token tp · (prefill compute + all-reduce) / P. Dollars are
+device-seconds × price / 3600. Every reported figure (tokens/s, TPOT, TTFT, $) is at the calibrated
+efficiencies; nothing is priced at another efficiency than the one reported.
+
+Every time above is a sum of shape features (``FEATURES``) times constants that depend only on the
+accelerator, the configuration and the workload (``LinearForm``). ``evaluate`` sums them for a concrete
+shape; ``cost_models.serving_terms`` turns the same forms into posynomials in the parameter count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cost_models.architecture import ModelShape, active_non_embedding_params, expert_params_per_layer, total_params
+
+Precision = Literal["bf16", "fp8", "fp4"]
+PRECISION_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+SECONDS_PER_HOUR = 3600.0
+
+# Calibrated roofline efficiencies (achieved / peak) for continuous-batching serving engines: see
+# cost_models.serving_calibration and docs/serving.md, which refit them from the published throughputs and
+# latencies in serving_calibration.toml (TensorRT-LLM performance tables, vLLM benchmark runs).
+# Compute efficiency is per matmul dtype: 8- and 4-bit matmuls reach a smaller fraction of their (doubled)
+# peak; fp4 has no published point in the set and uses the 8-bit value.
+BANDWIDTH_EFFICIENCY = 0.73
+COMPUTE_EFFICIENCY = 0.67
+COMPUTE_EFFICIENCY_8BIT = 0.40
+# vLLM reserves this fraction of device memory for weights, activations and KV cache (engine argument
+# --gpu-memory-utilization, default 0.9, vLLM documentation "Engine Arguments").
+USABLE_MEMORY_FRACTION = 0.9
+# All-reduce payload: activations stay bf16 in fp8/fp4 serving (weight/KV quantization only).
+ACTIVATION_BYTES = 2.0
+ALLREDUCES_PER_LAYER = 2  # Megatron-LM tensor parallelism, forward pass (Shoeybi et al. 2019 §3)
+# Latency of one step of a ring all-reduce on the scale-up link. Estimate (not calibrated: no published
+# figure in the calibration set isolates it); it adds 2(t−1) · 2 · layers of these to every step.
+ALLREDUCE_STEP_LATENCY_S = 1e-6
+# Largest number of sequences a replica batches: the largest batch in the TensorRT-LLM performance tables
+# (1024, TensorRT-LLM docs/source/performance.md for v0.6.1) -- schedulers cap it, and past the roofline
+# crossover a larger batch no longer lowers the cost per token.
+DEFAULT_MAX_BATCH = 1024
+
+FEATURES = ("weight_params", "read_params", "prefill_read_params", "matmul_params", "kv_elements", "attn_coef",
+            "layers", "layer_width")
+LinearForm = dict[str, float]  # feature name -> constant; the quantity is sum(constant · feature)
+
+
+class ServingConfig(BaseModel):
+    """One serving configuration: devices per replica (tensor parallel), batch and storage precisions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tensor_parallel: int = Field(ge=1, le=1024, description="devices per replica")
+    batch: int = Field(ge=1, le=1_000_000, description="sequences decoded together")
+    precision: Precision = Field(default="bf16", description="weights and compute dtype")
+    kv_precision: Precision | None = Field(default=None, description="KV-cache dtype (default: precision)")
+
+    @property
+    def weight_bytes(self) -> float:
+        return PRECISION_BYTES[self.precision]
+
+    @property
+    def kv_bytes(self) -> float:
+        return PRECISION_BYTES[self.kv_precision or self.precision]
+
+
+class Workload(BaseModel):
+    """Per-request lengths: prompt tokens in, output tokens generated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_tokens: int = Field(default=1024, ge=1, le=10_000_000)
+    output_tokens: int = Field(default=256, ge=1, le=10_000_000)
+
+    @property
+    def context(self) -> int:
+        """Final cache length: prompt + output tokens."""
+        return self.prompt_tokens + self.output_tokens
+
+    @property
+    def mean_context(self) -> float:
+        """Mean cache length over the generation: prompt + output / 2."""
+        return self.prompt_tokens + self.output_tokens / 2.0
+
+
+class Efficiency(BaseModel):
+    """Achieved fraction of peak memory bandwidth and of peak FLOP/s (16-bit; 8/4-bit matmuls), and the
+    all-reduce step latency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bandwidth: float = Field(default=BANDWIDTH_EFFICIENCY, gt=0, le=1)
+    compute: float = Field(default=COMPUTE_EFFICIENCY, gt=0, le=1)
+    compute_8bit: float = Field(default=COMPUTE_EFFICIENCY_8BIT, gt=0, le=1)
+    allreduce_step_latency_s: float = Field(default=ALLREDUCE_STEP_LATENCY_S, ge=0, le=1e-2)
+
+    def matmul_flops(self, accelerator, precision: str) -> float:
+        """Achieved FLOP/s of the weight matmuls in ``precision``."""
+        eta = self.compute if PRECISION_BYTES[precision] >= 2 else self.compute_8bit
+        return accelerator.peak_flops(precision) * eta
+
+    def attention_flops(self, accelerator) -> float:
+        """Achieved FLOP/s of attention (QK^T and ·V), which engines run in 16-bit whatever the weights."""
+        return accelerator.peak_flops("bf16") * self.compute
+
+
+# ------------------------------------------------------------------------------------------------ shape features
+
+
+def kv_elements_per_token(shape: ModelShape) -> float:
+    """KV-cache elements per token of the whole model (GQA/MHA: 2·L·kv_heads·head_dim; MLA: L·(rank + rope))."""
+    if shape.is_mla:
+        return float(shape.layers * (shape.kv_lora_rank + shape.qk_rope_head_dim))
+    return float(2 * shape.layers * shape.kv_heads * shape.head_dim)
+
+
+def kv_elements_per_token_per_device(shape: ModelShape, tp: int) -> float:
+    """KV elements per token one device holds at tensor-parallel degree ``tp`` (heads split, else replicated)."""
+    if shape.is_mla:
+        return kv_elements_per_token(shape)
+    heads_per_device = math.ceil(shape.kv_heads / tp)
+    return float(2 * shape.layers * heads_per_device * shape.head_dim)
+
+
+def moe_experts_touched(experts: int, top_k: int, tokens: float) -> float:
+    """Expected distinct experts per MoE layer that ``tokens`` tokens route to: E·(1 − (1 − k/E)^tokens).
+
+    Each token picks k of E experts; with uniform routing an expert escapes one token with probability
+    1 − k/E and all of them independently with (1 − k/E)^tokens (linearity of expectation over experts).
+    For any routing distribution with the same mean load k/E per expert, sum_e 1 − (1 − p_e)^tokens is
+    concave in p, so uniform routing touches the most experts: the bytes read are an upper bound.
+    """
+    if experts <= 1:
+        return float(experts)
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def params_read_per_step(shape: ModelShape, tokens: float) -> float:
+    """Params a forward pass over ``tokens`` tokens reads from memory: all but the input-embedding table
+    (untied) and the routed experts no token picked."""
+    read = float(total_params(shape))
+    if not shape.tied_embeddings:
+        read -= shape.vocab * shape.d_model
+    if shape.is_moe:
+        untouched = shape.experts - moe_experts_touched(shape.experts, shape.top_k, tokens)
+        read -= shape.moe_layers * untouched * expert_params_per_layer(shape)
+    return read
+
+
+def matmul_params(shape: ModelShape) -> float:
+    """Params in the matmuls of one token: active non-embedding params plus the output head (vocab·d_model)."""
+    return float(active_non_embedding_params(shape) + shape.vocab * shape.d_model)
+
+
+def shape_features(shape: ModelShape, config: ServingConfig, workload: Workload) -> dict[str, float]:
+    """The shape-dependent numbers the serving forms multiply (keys: ``FEATURES``)."""
+    return {
+        "weight_params": float(total_params(shape)),
+        "read_params": params_read_per_step(shape, config.batch),
+        "prefill_read_params": params_read_per_step(shape, workload.prompt_tokens),
+        "matmul_params": matmul_params(shape),
+        "kv_elements": kv_elements_per_token_per_device(shape, config.tensor_parallel),
+        "attn_coef": 4.0 * shape.layers * shape.d_attn,  # decode attention FLOPs per cached token
+        "layers": float(shape.layers),
+        "layer_width": float(shape.layers * shape.d_model),
+    }
+
+
+def evaluate(form: LinearForm, features: dict[str, float]) -> float:
+    """sum(constant · feature) over the form."""
+    return float(sum(c * features[k] for k, c in form.items()))
+
+
+# ------------------------------------------------------------------------------------------------ linear forms
+
+
+def _scale(form: LinearForm, factor: float) -> LinearForm:
+    return {k: v * factor for k, v in form.items()}
+
+
+def _add(*forms: LinearForm) -> LinearForm:
+    out: LinearForm = {}
+    for f in forms:
+        for k, v in f.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def allreduce_form(accelerator, tp: int, tokens: float, eff: Efficiency) -> LinearForm:
+    """Seconds of tensor-parallel all-reduce in one forward pass over ``tokens`` tokens (0 when tp = 1)."""
+    if tp == 1:
+        return {}
+    if accelerator.scaleup_bandwidth_gbs is None:
+        raise ValueError(f"{accelerator.id} has no scale-up link in the catalog; serve it with tensor_parallel=1")
+    one_way = accelerator.scaleup_bandwidth_gbs * 1e9 / 2.0
+    steps = 2.0 * (tp - 1)
+    per_layer_bytes = tokens * ACTIVATION_BYTES  # × d_model: carried by the layer_width feature
+    return {
+        "layers": ALLREDUCES_PER_LAYER * steps * eff.allreduce_step_latency_s,
+        "layer_width": ALLREDUCES_PER_LAYER * steps / tp * per_layer_bytes / one_way,
+    }
+
+
+def decode_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency) -> dict[str, LinearForm]:
+    """Seconds of one decode step: ``memory``, ``compute`` and ``allreduce`` parts (step = max(m, c) + a)."""
+    t, b, c = config.tensor_parallel, config.batch, workload.mean_context
+    bw = accelerator.memory_bandwidth_tbs * 1e12 * eff.bandwidth
+    mm, att = eff.matmul_flops(accelerator, config.precision), eff.attention_flops(accelerator)
+    return {
+        "memory": {"read_params": config.weight_bytes / (t * bw), "kv_elements": b * c * config.kv_bytes / bw},
+        "compute": {"matmul_params": 2.0 * b / (t * mm), "attn_coef": b * c / (t * att)},
+        "allreduce": allreduce_form(accelerator, t, b, eff),
+    }
+
+
+def prefill_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
+                  sequences: int = 1) -> dict[str, LinearForm]:
+    """Seconds to prefill ``sequences`` prompts together: ``memory``, ``compute`` and ``allreduce`` parts."""
+    t, p = config.tensor_parallel, workload.prompt_tokens
+    bw = accelerator.memory_bandwidth_tbs * 1e12 * eff.bandwidth
+    mm, att = eff.matmul_flops(accelerator, config.precision), eff.attention_flops(accelerator)
+    tokens = sequences * p
+    return {
+        "memory": {"prefill_read_params": config.weight_bytes / (t * bw)},
+        # causal attention: a prompt token attends to P/2 tokens on average -> attn_coef · P/2 per token
+        "compute": {"matmul_params": 2.0 * tokens / (t * mm), "attn_coef": tokens * p / 2.0 / (t * att)},
+        "allreduce": allreduce_form(accelerator, t, tokens, eff),
+    }
+
+
+def memory_form(config: ServingConfig, workload: Workload) -> LinearForm:
+    """Bytes per device: all weights / tp + batch · KV per token per device · (prompt + output)."""
+    return {"weight_params": config.weight_bytes / config.tensor_parallel,
+            "kv_elements": config.batch * workload.context * config.kv_bytes}
+
+
+def usd_per_output_token_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
+                               usd_per_device_hour: float) -> dict[str, LinearForm]:
+    """$ per output token on each roofline branch: cost = max(form["memory"], form["compute"]) (each
+    includes the all-reduce), i.e. usd_per_device_hour / 3600 · tp · step / batch."""
+    d = decode_forms(accelerator, config, workload, eff)
+    k = usd_per_device_hour / SECONDS_PER_HOUR * config.tensor_parallel / config.batch
+    return {"memory": _scale(_add(d["memory"], d["allreduce"]), k),
+            "compute": _scale(_add(d["compute"], d["allreduce"]), k)}
+
+
+def usd_per_input_token_form(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
+                             usd_per_device_hour: float) -> LinearForm:
+    """$ per input token: prefill compute + all-reduce device-seconds per prompt token × price / 3600."""
+    p = prefill_forms(accelerator, config, workload, eff)
+    k = usd_per_device_hour / SECONDS_PER_HOUR * config.tensor_parallel / workload.prompt_tokens
+    return _scale(_add(p["compute"], p["allreduce"]), k)
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+
+class ServingPoint(BaseModel):
+    """A serving configuration evaluated on one shape. Times in seconds, memory in bytes, money in USD."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accelerator: str
+    tensor_parallel: int
+    batch: int
+    precision: str
+    kv_precision: str
+    prompt_tokens: int
+    output_tokens: int
+    weight_bytes: float = Field(description="all weights (all experts), bytes")
+    kv_bytes_per_token: float = Field(description="KV cache per token of the whole model, bytes")
+    kv_bytes_per_token_per_device: float
+    memory_per_device_bytes: float
+    memory_usable_bytes: float = Field(description="device memory × USABLE_MEMORY_FRACTION")
+    fits: bool
+    decode_memory_s: float
+    decode_compute_s: float
+    decode_allreduce_s: float
+    decode_bound: Literal["memory", "compute"]
+    tpot_s: float = Field(description="decode step time = time per output token")
+    ttft_s: float = Field(description="prefill of one prompt alone")
+    prefill_s_per_token: float = Field(description="device-seconds per input token (compute + all-reduce)")
+    tokens_per_second_per_device: float = Field(description="output tokens/s per device")
+    input_tokens_per_second_per_device: float
+    usd_per_device_hour: float
+    usd_per_million_output_tokens: float
+    usd_per_million_input_tokens: float
+    bandwidth_efficiency: float
+    compute_efficiency: float = Field(description="of the matmul dtype's peak")
+
+
+def serving_point(shape: ModelShape, accelerator, config: ServingConfig, workload: Workload,
+                  usd_per_device_hour: float, eff: Efficiency | None = None) -> ServingPoint:
+    """Evaluate ``config`` for ``shape`` on ``accelerator``: times, memory fit, throughput, $ per M tokens."""
+    eff = eff or Efficiency()
+    f = shape_features(shape, config, workload)
+    d = {k: evaluate(v, f) for k, v in decode_forms(accelerator, config, workload, eff).items()}
+    p = {k: evaluate(v, f) for k, v in prefill_forms(accelerator, config, workload, eff).items()}
+    step = max(d["memory"], d["compute"]) + d["allreduce"]
+    ttft = max(p["memory"], p["compute"]) + p["allreduce"]
+    t = config.tensor_parallel
+    s_in = t * (p["compute"] + p["allreduce"]) / workload.prompt_tokens  # device-seconds per input token
+    tps_dev = config.batch / step / t
+    mem = evaluate(memory_form(config, workload), f)
+    usable = USABLE_MEMORY_FRACTION * accelerator.memory_bytes
+    per_m = usd_per_device_hour / SECONDS_PER_HOUR * 1e6
+    return ServingPoint(
+        accelerator=accelerator.id, tensor_parallel=t, batch=config.batch, precision=config.precision,
+        kv_precision=config.kv_precision or config.precision, prompt_tokens=workload.prompt_tokens,
+        output_tokens=workload.output_tokens, weight_bytes=f["weight_params"] * config.weight_bytes,
+        kv_bytes_per_token=kv_elements_per_token(shape) * config.kv_bytes,
+        kv_bytes_per_token_per_device=f["kv_elements"] * config.kv_bytes, memory_per_device_bytes=mem,
+        memory_usable_bytes=usable, fits=mem <= usable, decode_memory_s=d["memory"], decode_compute_s=d["compute"],
+        decode_allreduce_s=d["allreduce"], decode_bound="compute" if d["compute"] > d["memory"] else "memory",
+        tpot_s=step, ttft_s=ttft, prefill_s_per_token=s_in, tokens_per_second_per_device=tps_dev,
+        input_tokens_per_second_per_device=1.0 / s_in, usd_per_device_hour=usd_per_device_hour,
+        usd_per_million_output_tokens=per_m / tps_dev, usd_per_million_input_tokens=per_m * s_in,
+        bandwidth_efficiency=eff.bandwidth,
+        compute_efficiency=eff.compute if config.weight_bytes >= 2 else eff.compute_8bit,
+    )
+
+
+def static_batch_throughput(shape: ModelShape, accelerator, config: ServingConfig, workload: Workload,
+                            eff: Efficiency | None = None) -> float:
+    """Output tokens/s per device when ``batch`` requests are prefilled together then decoded to the end
+    (how TensorRT-LLM's gptSessionBenchmark measures): batch · output / (tp · (prefill + output · step))."""
+    eff = eff or Efficiency()
+    f = shape_features(shape, config, workload)
+    d = {k: evaluate(v, f) for k, v in decode_forms(accelerator, config, workload, eff).items()}
+    p = {k: evaluate(v, f) for k, v in prefill_forms(accelerator, config, workload, eff, config.batch).items()}
+    step = max(d["memory"], d["compute"]) + d["allreduce"]
+    prefill = max(p["memory"], p["compute"]) + p["allreduce"]
+    return config.batch * workload.output_tokens / (config.tensor_parallel * (prefill + workload.output_tokens * step))
+
+
+# ------------------------------------------------------------------------------------------------ sizing
+
+
+def tp_degrees(shape: ModelShape, accelerator) -> list[int]:
+    """Tensor-parallel degrees 1..devices per node that split the heads evenly (and need a scale-up link)."""
+    top = accelerator.devices_per_node if accelerator.scaleup_bandwidth_gbs is not None else 1
+    kv = shape.kv_heads
+    return [t for t in range(1, top + 1)
+            if shape.heads % t == 0 and (shape.is_mla or kv % t == 0 or t % kv == 0)]
+
+
+def max_batch_in_memory(shape: ModelShape, accelerator, config: ServingConfig, workload: Workload) -> int:
+    """Largest whole batch whose weights + KV cache at the final context fit (0 if not even one)."""
+    f = shape_features(shape, config, workload)
+    usable = USABLE_MEMORY_FRACTION * accelerator.memory_bytes
+    free = usable - f["weight_params"] * config.weight_bytes / config.tensor_parallel
+    per_seq = f["kv_elements"] * config.kv_bytes * workload.context
+    return max(0, math.floor(free / per_seq))
+
+
+def fewest_devices(shape: ModelShape, accelerator, precision: str, kv_precision: str | None,
+                   workload: Workload, limit: int = 10_000_000) -> int | None:
+    """Fewest devices whose usable memory holds the weights plus one sequence's KV cache at the final context
+    (weights and KV heads split evenly, KV heads replicated below one per device); None past ``limit``."""
+    usable = USABLE_MEMORY_FRACTION * accelerator.memory_bytes
+    w = total_params(shape) * PRECISION_BYTES[precision]
+    kvb = PRECISION_BYTES[kv_precision or precision] * workload.context
+
+    def fits(k: int) -> bool:
+        return w / k + kv_elements_per_token_per_device(shape, k) * kvb <= usable
+
+    if not fits(limit):
+        return None
+    lo, hi = 1, limit  # memory per device is non-increasing in k: bisect for the first k that fits
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

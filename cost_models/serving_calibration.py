@@ -1,0 +1,101 @@
+"""Calibrate the serving model's two efficiencies on published throughputs and latencies.
+
+Data: ``serving_calibration.toml`` (package data; every row cites its page and date). Each row is predicted
+with ``cost_models.serving`` at trial efficiencies; the fit minimizes the sum of absolute log errors over a
+grid of (bandwidth, compute) efficiencies in steps of 0.01. ``docs/serving.md`` prints the table.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cost_models.architecture import ModelShape
+from cost_models.catalog import load_catalog
+from cost_models.serving import Efficiency, ServingConfig, Workload, serving_point, static_batch_throughput
+
+# Published model configurations (Hugging Face config.json of each checkpoint; Touvron et al. 2023 Table 1
+# for Llama 2, Dubey et al. 2024 Table 3 for Llama 3.1).
+SHAPES: dict[str, ModelShape] = {
+    "llama2-7b": ModelShape(layers=32, d_model=4096, heads=32, ffn_hidden=11008, vocab=32000),
+    "llama2-70b": ModelShape(layers=80, d_model=8192, heads=64, kv_heads=8, ffn_hidden=28672, vocab=32000),
+    "llama3.1-8b": ModelShape(layers=32, d_model=4096, heads=32, kv_heads=8, ffn_hidden=14336, vocab=128256),
+    "llama3-70b": ModelShape(layers=80, d_model=8192, heads=64, kv_heads=8, ffn_hidden=28672, vocab=128256),
+}
+
+
+class CalibrationPoint(BaseModel):
+    """One published serving measurement (see the TOML header for the kinds and units)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["throughput", "tpot", "ttft"]
+    model: str
+    gpu: str
+    tp: int = Field(ge=1)
+    batch: int = Field(ge=1)
+    prompt_tokens: int = Field(ge=1)
+    output_tokens: int = Field(ge=1)
+    precision: Literal["bf16", "fp8", "fp4"]
+    kv_precision: Literal["bf16", "fp8", "fp4"]
+    published: float = Field(gt=0)
+    engine: str
+    source: str
+    date: str
+
+    @property
+    def unit(self) -> str:
+        return "tokens/s/GPU" if self.kind == "throughput" else "ms"
+
+
+def load_points() -> list[CalibrationPoint]:
+    """The rows of ``serving_calibration.toml``."""
+    text = resources.files("cost_models").joinpath("serving_calibration.toml").read_text(encoding="utf-8")
+    return [CalibrationPoint(**row) for row in tomllib.loads(text)["point"]]
+
+
+def predict(point: CalibrationPoint, eff: Efficiency | None = None) -> float:
+    """The serving model's value for ``point`` (tokens/s per GPU or milliseconds)."""
+    acc = load_catalog().get(point.gpu)
+    shape = SHAPES[point.model]
+    cfg = ServingConfig(tensor_parallel=point.tp, batch=point.batch, precision=point.precision,
+                        kv_precision=point.kv_precision)
+    work = Workload(prompt_tokens=point.prompt_tokens, output_tokens=point.output_tokens)
+    if point.kind == "throughput":
+        return static_batch_throughput(shape, acc, cfg, work, eff)
+    sp = serving_point(shape, acc, cfg, work, 1.0, eff)
+    return 1e3 * (sp.tpot_s if point.kind == "tpot" else sp.ttft_s)
+
+
+def log_errors(points: list[CalibrationPoint], eff: Efficiency | None = None) -> list[float]:
+    """ln(predicted / published) per point, with the sign flipped for latencies so that > 0 means the
+    model is optimistic (too fast) for every kind."""
+    out = []
+    for p in points:
+        e = math.log(predict(p, eff) / p.published)
+        out.append(e if p.kind == "throughput" else -e)
+    return out
+
+
+def fit_efficiencies(points: list[CalibrationPoint] | None = None, step: float = 0.01) -> Efficiency:
+    """Bandwidth, 16-bit and 8-bit compute efficiencies on a ``step`` grid minimizing the sum of absolute log
+    errors (robust to an outlier). Coordinate descent: each efficiency in turn over the whole grid, until no
+    change (the three act on mostly separate points: decode bytes, 16-bit FLOPs, 8-bit FLOPs)."""
+    points = load_points() if points is None else points
+    grid = [round(step * i, 6) for i in range(int(0.2 / step), int(1.0 / step) + 1)]
+    cur = {"bandwidth": 0.7, "compute": 0.5, "compute_8bit": 0.5}
+
+    def loss(values: dict[str, float]) -> float:
+        return sum(abs(e) for e in log_errors(points, Efficiency(**values)))
+
+    for _ in range(10):
+        before = dict(cur)
+        for name in cur:
+            cur[name] = min(grid, key=lambda v: (loss({**cur, name: v}), v))
+        if cur == before:
+            break
+    return Efficiency(**cur)
