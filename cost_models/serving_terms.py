@@ -74,16 +74,31 @@ def fit_monomial(ns, values) -> Monomial:
 
 
 def fit_features(shape_of: Callable[[float], ModelShape], config: ServingConfig, workload: Workload,
-                 n_lo: float, n_hi: float, points: int = 25) -> dict[str, Monomial]:
+                 n_lo: float, n_hi: float, points: int = 25, anchor: float | None = None) -> dict[str, Monomial]:
     """Each shape feature of ``shape_of(N)`` fitted as a monomial of N over ``points`` log-spaced N in
-    [n_lo, n_hi]. ``shape_of`` is the rounding rule (e.g. ``lambda n: fit_shape(n).shape``)."""
+    [n_lo, n_hi]. ``shape_of`` is the rounding rule (e.g. ``lambda n: fit_shape(n).shape``).
+
+    With ``anchor`` the slope is the fitted one but the monomial passes exactly through the feature of
+    ``shape_of(anchor)``: exact at the anchor (the plan's rounded shape), the fitted trend around it.
+    ``max_rel_error`` is then measured over the sample for the anchored monomial."""
     if not (0 < n_lo <= n_hi):
         raise ValueError(f"need 0 < n_lo <= n_hi, got {n_lo}, {n_hi}")
     ns = np.geomspace(n_lo, n_hi, points) if n_hi > n_lo else np.array([n_lo])
     rows = [shape_features(shape_of(float(n)), config, workload) for n in ns]
     if len(ns) == 1:
-        return {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
-    return {k: fit_monomial(ns, [r[k] for r in rows]) for k in rows[0]}
+        fits = {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
+    else:
+        fits = {k: fit_monomial(ns, [r[k] for r in rows]) for k in rows[0]}
+    if anchor is None:
+        return fits
+    at = shape_features(shape_of(float(anchor)), config, workload)
+    out = {}
+    for k, m in fits.items():
+        coef = at[k] / anchor**m.exponent
+        values = np.array([r[k] for r in rows])
+        err = float(np.abs(coef * ns**m.exponent / values - 1.0).max())
+        out[k] = Monomial(coef=coef, exponent=m.exponent, max_rel_error=err)
+    return out
 
 
 def exact_features(shape: ModelShape, config: ServingConfig, workload: Workload) -> dict[str, Monomial]:

@@ -183,12 +183,16 @@ def serving_cost_usd(params: float, demand: ServingDemand, config: ServingConfig
 
 def program_serving_terms(n_lo: float, n_hi: float, config: ServingConfig, demand: ServingDemand, *, accelerator,
                           price: float, count: str = "total", experts: int = 1, points: int = 25,
-                          eff: Efficiency | None = None) -> ServingTerms:
+                          anchor: float | None = None, eff: Efficiency | None = None) -> ServingTerms:
     """Posynomials in the program's N (``count`` params, e.g. "active" for MoE) for one configuration,
     the shape features fitted on the rounded shapes over [n_lo, n_hi] (see cost_models.serving_terms).
-    Serving dollars = tokens · max(output branches) + input tokens · input terms."""
+    Serving dollars = tokens · max(output branches) + input tokens · input terms.
+
+    With ``anchor`` (the N of the current solution) the terms are exact at the rounded shape of ``anchor``:
+    solve, re-anchor at the solution, re-solve; the layer count of the rounded shapes jumps when the width
+    steps up, so an unanchored monomial of the KV cache is off by up to ~20-60% within a decade."""
     fits = fit_features(lambda n: rounded_shape(n, count=count, experts=experts), config, demand.workload, n_lo,
-                        n_hi, points)
+                        n_hi, points, anchor)
     return serving_terms(fits, accelerator, config, demand.workload, price, eff, n_range=(n_lo, n_hi))
 
 

@@ -1,0 +1,115 @@
+"""planner serve-cost and the serving chooser: latency limits, memory, the price at the reported throughput."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from cost_models.catalog import load_catalog
+from cost_models.serving import ServingConfig, serving_point
+from cost_models.serving_calibration import SHAPES
+from planner.errors import InputError
+from planner.serve_eval import ServeRequest, estimate_serving
+from planner.serving import ServingDemand, choose_serving, serving_cost_usd, split_context
+
+runner = CliRunner()
+H100 = load_catalog().get("h100")
+LLAMA3_70B = SHAPES["llama3-70b"]
+FIELDS = {"tokens", "input_tokens", "cost_usd", "usd_per_million_tokens", "usd_per_million_input_tokens", "gpu",
+          "gpus", "batch", "tensor_parallel", "precision", "tokens_per_second_per_gpu", "tpot_ms", "ttft_ms",
+          "binding"}
+
+
+def _serve(*args: str) -> dict:
+    r = runner.invoke(app, ["serve-cost", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_tighter_tpot_smaller_batch_higher_price():
+    rows = [choose_serving(LLAMA3_70B, H100, ServingDemand(tokens=1e12, tpot_ms=t), price=2.3, tensor_parallel=4)
+            for t in (40.0, 28.0, 22.0, 18.0)]
+    batches = [r.config.batch for r in rows]
+    prices = [r.point.usd_per_million_output_tokens for r in rows]
+    assert batches == sorted(batches, reverse=True) and len(set(batches)) == 4
+    assert prices == sorted(prices) and len(set(prices)) == 4
+    assert rows[0].binding == ["memory"] and all(r.binding == ["tpot"] for r in rows[1:])
+    for r, t in zip(rows[1:], (28.0, 22.0, 18.0), strict=True):
+        assert r.point.tpot_s * 1e3 <= t  # meets the limit ...
+        bigger = r.config.model_copy(update={"batch": r.config.batch + 1})
+        assert serving_point(LLAMA3_70B, H100, bigger, ServingDemand().workload, 2.3).tpot_s * 1e3 > t
+
+
+def test_serve_cost_reproduces_the_chooser():
+    demand = ServingDemand(tokens=1e12, tpot_ms=30)
+    choice = choose_serving(LLAMA3_70B, H100, demand, price=2.3)
+    d = _serve("--layers", "80", "--d-model", "8192", "--kv-heads", "8", "--ffn-hidden", "28672",
+               "--gpus", str(choice.config.tensor_parallel), "--batch", str(choice.config.batch), "--price", "2.3",
+               "--tokens", "1e12")
+    assert FIELDS <= set(d)
+    assert d["usd_per_million_tokens"] == pytest.approx(choice.point.usd_per_million_output_tokens, rel=0.01)
+    assert d["cost_usd"] == pytest.approx(serving_cost_usd(0, demand, choice.config, accelerator=H100, price=2.3,
+                                                           shape=LLAMA3_70B), rel=0.01)
+    # priced at the throughput it reports
+    assert d["usd_per_million_tokens"] == pytest.approx(2.3 / (d["tokens_per_second_per_gpu"] * 3600) * 1e6)
+    # and the same through --tpot-ms at that TP degree
+    t = _serve("--layers", "80", "--d-model", "8192", "--kv-heads", "8", "--ffn-hidden", "28672",
+               "--gpus", str(choice.config.tensor_parallel), "--tpot-ms", "30", "--price", "2.3")
+    assert t["batch"] == choice.config.batch and t["binding"] == choice.binding
+
+
+def test_does_not_fit_names_fewest_devices():
+    # 70B bf16: 140.2 GB of weights over 72 GB usable per H100 -> 2 devices; fp8 fits on one
+    r = runner.invoke(app, ["serve-cost", "--params", "7e10", "--gpus", "1"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "--gpus" in r.stderr and "at least 2 devices" in r.stderr
+    assert _serve("--params", "7e10", "--gpus", "1", "--precision", "fp8")["gpus"] == 1
+    r = runner.invoke(app, ["serve-cost", "--params", "2e12"])  # 4 TB of bf16 weights: more than a node
+    need = math.ceil(2 * 2e12 / 72e9)
+    assert r.exit_code == 2 and "at least" in r.stderr
+    assert int(r.stderr.split("at least ")[1].split()[0]) in range(need, need + 3)  # + one sequence's KV
+
+
+def test_ttft_limit_forces_more_devices():
+    small = SHAPES["llama3.1-8b"]
+    free = choose_serving(small, H100, ServingDemand(prompt_tokens=8000, output_tokens=256), price=2.3)
+    tight = choose_serving(small, H100, ServingDemand(prompt_tokens=8000, output_tokens=256,
+                                                      ttft_ms=0.8 * free.point.ttft_s * 1e3), price=2.3)
+    assert tight.config.tensor_parallel > free.config.tensor_parallel
+    assert "ttft" in tight.binding
+    with pytest.raises(InputError) as e:
+        choose_serving(LLAMA3_70B, H100, ServingDemand(ttft_ms=1.0), price=2.3)
+    assert e.value.field == "ttft_ms"
+
+
+def test_context_split_and_bad_input():
+    assert split_context(1280) == (1024, 256)
+    assert split_context(4000, tokens=1e12, input_tokens=3e12) == (3000, 1000)
+    d = _serve("--params", "8e9", "--context", "2000", "--output-tokens", "500", "--batch", "8")
+    assert (d["prompt_tokens"], d["output_tokens"], d["context"]) == (1500, 500, 2000)
+    for args, option in [(["--batch", "8", "--tpot-ms", "20"], "--batch"), (["--tpot-ms", "0.01"], "--tpot-ms"),
+                         (["--context", "1"], "--context"), (["--gpus", "3"], "--gpus"),
+                         (["--batch", "100000", "--gpus", "1"], "--batch")]:
+        r = runner.invoke(app, ["serve-cost", "--params", "8e9", *args])
+        assert r.exit_code == 2 and r.stderr.startswith("error: ") and option in r.stderr, (args, r.stderr)
+
+
+def test_measured_llama3_70b_prices():
+    # the issue's table (raw roofline, priced at 50%): $54 / $3.51 / $0.99 / $0.35 per M at batch 1/16/64/256
+    # on 4 H100; the calibrated model's figures are recorded in docs/serving.md
+    got = [_serve("--layers", "80", "--d-model", "8192", "--kv-heads", "8", "--ffn-hidden", "28672", "--gpus", "4",
+                  "--batch", str(b), "--price", "2.3")["usd_per_million_tokens"] for b in (1, 16, 64, 256)]
+    assert got == sorted(got, reverse=True)
+    assert got[0] / got[-1] > 100  # weights amortized over the batch
+
+
+def test_estimate_serving_api():
+    est = estimate_serving(ServeRequest(shape=LLAMA3_70B, gpus=8, batch=64, tokens=1e9))
+    assert est.input_tokens == pytest.approx(4e9)  # 1024:256 prompt:output
+    assert est.cost_usd == pytest.approx((1e9 * est.usd_per_million_tokens + 4e9 * est.usd_per_million_input_tokens)
+                                         / 1e6)
+    cfg = ServingConfig(tensor_parallel=8, batch=64)
+    assert est.tpot_ms == pytest.approx(serving_point(LLAMA3_70B, H100, cfg, ServingDemand().workload,
+                                                      est.price_usd_per_gpu_hour).tpot_s * 1e3)

@@ -1,0 +1,70 @@
+"""Serving posynomials (cost_models.serving_terms, planner.serving.program_serving_terms): the terms equal
+their numpy evaluator, are exact for a fixed shape and at the anchor, and their fit error is bounded."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from cost_models.catalog import load_catalog
+from cost_models.serving import ServingConfig, serving_point
+from cost_models.serving_terms import evaluate_terms, exact_features, fit_monomial, serving_terms
+from planner.serving import ServingDemand, program_serving_terms, rounded_shape, serving_cost_usd
+
+H100 = load_catalog().get("h100")
+DEMAND = ServingDemand(tokens=1e12, input_tokens=3e12)
+CFG = ServingConfig(tensor_parallel=4, batch=64)
+
+
+def test_fit_monomial_recovers_a_power_law():
+    ns = np.geomspace(1e9, 1e11, 9)
+    m = fit_monomial(ns, 3.0 * ns**0.4)
+    assert m.coef == pytest.approx(3.0, rel=1e-9) and m.exponent == pytest.approx(0.4, rel=1e-12)
+    assert m.max_rel_error < 1e-9
+
+
+def test_terms_equal_numpy_evaluator_and_cvxpy():
+    terms = program_serving_terms(1e10, 1e11, CFG, DEMAND, accelerator=H100, price=2.3)
+    n = cp.Variable(pos=True)
+    for posy in [*terms.usd_per_output_token.values(), terms.usd_per_input_token, terms.memory_bytes_per_device,
+                 *terms.tpot_s.values(), *terms.ttft_s.values()]:
+        assert posy and all(c > 0 for c, _ in posy)  # a posynomial: positive coefficients
+        expr = sum(c * n**e for c, e in posy)
+        assert expr.is_dgp()
+        for x in (1.3e10, 4e10, 9e10):
+            by_hand = sum(c * x**e for c, e in posy)  # written out independently of evaluate_terms
+            assert evaluate_terms(posy, x) == pytest.approx(by_hand, rel=1e-12)
+            n.value = x
+            assert expr.value == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_exact_features_reproduce_the_numpy_model():
+    shape = rounded_shape(7e10)
+    terms = serving_terms(exact_features(shape, CFG, DEMAND.workload), H100, CFG, DEMAND.workload, 2.3)
+    pt = serving_point(shape, H100, CFG, DEMAND.workload, 2.3)
+    assert terms.output_usd(7e10) * 1e6 == pytest.approx(pt.usd_per_million_output_tokens, rel=1e-12)
+    assert terms.input_usd(7e10) * 1e6 == pytest.approx(pt.usd_per_million_input_tokens, rel=1e-12)
+    assert terms.tpot(7e10) == pytest.approx(pt.tpot_s, rel=1e-12)
+    assert terms.ttft(7e10) == pytest.approx(pt.ttft_s, rel=1e-12)
+    assert terms.memory(7e10) == pytest.approx(pt.memory_per_device_bytes, rel=1e-12)
+    cost = 1e12 * terms.output_usd(7e10) + 3e12 * terms.input_usd(7e10)
+    assert cost == pytest.approx(serving_cost_usd(7e10, DEMAND, CFG, accelerator=H100, price=2.3), rel=1e-12)
+
+
+def test_anchored_fit_is_exact_at_the_anchor_and_bounded_nearby():
+    terms = program_serving_terms(1e10, 1e11, CFG, DEMAND, accelerator=H100, price=2.3, anchor=3e10)
+    exact = serving_cost_usd(3e10, DEMAND, CFG, accelerator=H100, price=2.3)
+    assert 1e12 * terms.output_usd(3e10) + 3e12 * terms.input_usd(3e10) == pytest.approx(exact, rel=1e-12)
+    # off the anchor the rounded shapes' layer count jumps: measured max error 8% over [1e10, 1e11] (TP 4,
+    # batch 64), the figure docs/serving.md states
+    for n in np.geomspace(1e10, 1e11, 23):
+        pt = serving_point(rounded_shape(n), H100, CFG, DEMAND.workload, 2.3)
+        assert terms.output_usd(n) * 1e6 == pytest.approx(pt.usd_per_million_output_tokens, rel=0.10)
+
+
+def test_unanchored_fit_error_stated():
+    terms = program_serving_terms(1e10, 1e11, CFG, DEMAND, accelerator=H100, price=2.3)
+    errs = [terms.output_usd(n) * 1e6 / serving_point(rounded_shape(n), H100, CFG, DEMAND.workload,
+                                                      2.3).usd_per_million_output_tokens - 1
+            for n in np.geomspace(1e10, 1e11, 23)]
+    assert max(abs(e) for e in errs) < 0.10
+    assert terms.max_rel_error["weight_params"] < 0.02  # the count itself is within the rounding's 3%
