@@ -6,8 +6,9 @@ sequences at once (continuous batching), each with a ``prompt_tokens`` prompt an
 Decode step (seconds, one token for each of the ``batch`` sequences), at the mean cache length
 c = prompt + output/2 over a generation:
 
-    step = max(memory, compute) + all-reduce
-    memory  = (weight bytes read + batch · KV bytes per token per device · c) / (bandwidth · eta_bw)
+    step = max(memory, compute) + θ · min(memory, compute) + all-reduce
+    memory  = weight bytes read / (bandwidth · eta_bw) + batch · KV bytes per token per device · c
+              / (bandwidth · eta_kv)     (weights stream through GEMMs, the KV cache through attention kernels)
     compute = batch · (2 · matmul params / (peak · eta_flop) + 4 · layers · d_attn · c / (bf16 peak · eta_16))
               / tp         (attention runs in 16-bit whatever the weight dtype)
 
@@ -42,6 +43,10 @@ tp · step / batch device-seconds and one input token tp · (prefill compute + a
 device-seconds × price / 3600. Every reported figure (tokens/s, TPOT, TTFT, $) is at the calibrated
 efficiencies; nothing is priced at another efficiency than the one reported.
 
+θ (``OVERLAP_PENALTY``) is the share of the shorter roof not hidden under the longer one: 0 is the pure
+roofline max. The published throughputs are fitted best at θ = 1, so step = memory + compute + all-reduce:
+a posynomial as it stands (both branches coincide).
+
 Every time above is a sum of shape features (``FEATURES``) times constants that depend only on the
 accelerator, the configuration and the workload (``LinearForm``). ``evaluate`` sums them for a concrete
 shape; ``cost_models.serving_terms`` turns the same forms into posynomials in the parameter count.
@@ -65,9 +70,15 @@ SECONDS_PER_HOUR = 3600.0
 # latencies in serving_calibration.toml (TensorRT-LLM performance tables, vLLM benchmark runs).
 # Compute efficiency is per matmul dtype: 8- and 4-bit matmuls reach a smaller fraction of their (doubled)
 # peak; fp4 has no published point in the set and uses the 8-bit value.
-BANDWIDTH_EFFICIENCY = 0.73
-COMPUTE_EFFICIENCY = 0.67
-COMPUTE_EFFICIENCY_8BIT = 0.40
+BANDWIDTH_EFFICIENCY = 0.69
+KV_BANDWIDTH_EFFICIENCY = 0.95
+COMPUTE_EFFICIENCY = 0.73
+COMPUTE_EFFICIENCY_8BIT = 0.49
+# Fraction of the shorter of the memory and compute times that is not hidden under the longer one (0: the
+# pure roofline max; 1: no overlap, the sum). Calibrated with the efficiencies: the published points are
+# best fitted at 1 (sum of absolute log errors 2.94 at 1, 3.64 at 0.5, 4.64 at 0 with the other four refitted;
+# docs/serving.md), i.e. a step costs its memory time plus its compute time.
+OVERLAP_PENALTY = 1.0
 # vLLM reserves this fraction of device memory for weights, activations and KV cache (engine argument
 # --gpu-memory-utilization, default 0.9, vLLM documentation "Engine Arguments").
 USABLE_MEMORY_FRACTION = 0.9
@@ -126,14 +137,16 @@ class Workload(BaseModel):
 
 
 class Efficiency(BaseModel):
-    """Achieved fraction of peak memory bandwidth and of peak FLOP/s (16-bit; 8/4-bit matmuls), and the
-    all-reduce step latency."""
+    """Achieved fraction of peak memory bandwidth (weight reads; KV reads by the attention kernels) and of
+    peak FLOP/s (16-bit; 8/4-bit matmuls), and the all-reduce step latency."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bandwidth: float = Field(default=BANDWIDTH_EFFICIENCY, gt=0, le=1)
+    bandwidth: float = Field(default=BANDWIDTH_EFFICIENCY, gt=0, le=1, description="weight reads")
+    kv_bandwidth: float = Field(default=KV_BANDWIDTH_EFFICIENCY, gt=0, le=1, description="KV-cache reads (attention)")
     compute: float = Field(default=COMPUTE_EFFICIENCY, gt=0, le=1)
     compute_8bit: float = Field(default=COMPUTE_EFFICIENCY_8BIT, gt=0, le=1)
+    overlap_penalty: float = Field(default=OVERLAP_PENALTY, ge=0, le=1)
     allreduce_step_latency_s: float = Field(default=ALLREDUCE_STEP_LATENCY_S, ge=0, le=1e-2)
 
     def matmul_flops(self, accelerator, precision: str) -> float:
@@ -247,9 +260,10 @@ def decode_forms(accelerator, config: ServingConfig, workload: Workload, eff: Ef
     """Seconds of one decode step: ``memory``, ``compute`` and ``allreduce`` parts (step = max(m, c) + a)."""
     t, b, c = config.tensor_parallel, config.batch, workload.mean_context
     bw = accelerator.memory_bandwidth_tbs * 1e12 * eff.bandwidth
+    bw_kv = accelerator.memory_bandwidth_tbs * 1e12 * eff.kv_bandwidth
     mm, att = eff.matmul_flops(accelerator, config.precision), eff.attention_flops(accelerator)
     return {
-        "memory": {"read_params": config.weight_bytes / (t * bw), "kv_elements": b * c * config.kv_bytes / bw},
+        "memory": {"read_params": config.weight_bytes / (t * bw), "kv_elements": b * c * config.kv_bytes / bw_kv},
         "compute": {"matmul_params": 2.0 * b / (t * mm), "attn_coef": b * c / (t * att)},
         "allreduce": allreduce_form(accelerator, t, b, eff),
     }
@@ -270,6 +284,27 @@ def prefill_forms(accelerator, config: ServingConfig, workload: Workload, eff: E
     }
 
 
+def branch_forms(parts: dict[str, LinearForm], eff: Efficiency) -> dict[str, LinearForm]:
+    """The two roofline branches of a step, each with the all-reduce: ``memory`` = m + θ·c + a and
+    ``compute`` = c + θ·m + a (θ = ``eff.overlap_penalty``); the step time is the larger of the two,
+    = max(m, c) + θ·min(m, c) + a."""
+    th = eff.overlap_penalty
+    m, c, a = parts["memory"], parts["compute"], parts["allreduce"]
+    return {"memory": _add(m, _scale(c, th), a), "compute": _add(c, _scale(m, th), a)}
+
+
+def decode_branch_forms(accelerator, config: ServingConfig, workload: Workload,
+                        eff: Efficiency) -> dict[str, LinearForm]:
+    """Seconds of one decode step on each branch (``branch_forms``); TPOT = the larger."""
+    return branch_forms(decode_forms(accelerator, config, workload, eff), eff)
+
+
+def prefill_branch_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
+                         sequences: int = 1) -> dict[str, LinearForm]:
+    """Seconds to prefill ``sequences`` prompts on each branch; TTFT (one prompt) = the larger."""
+    return branch_forms(prefill_forms(accelerator, config, workload, eff, sequences), eff)
+
+
 def memory_form(config: ServingConfig, workload: Workload) -> LinearForm:
     """Bytes per device: all weights / tp + batch · KV per token per device · (prompt + output)."""
     return {"weight_params": config.weight_bytes / config.tensor_parallel,
@@ -278,12 +313,11 @@ def memory_form(config: ServingConfig, workload: Workload) -> LinearForm:
 
 def usd_per_output_token_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
                                usd_per_device_hour: float) -> dict[str, LinearForm]:
-    """$ per output token on each roofline branch: cost = max(form["memory"], form["compute"]) (each
-    includes the all-reduce), i.e. usd_per_device_hour / 3600 · tp · step / batch."""
-    d = decode_forms(accelerator, config, workload, eff)
+    """$ per output token on each branch: cost = max(form["memory"], form["compute"]) (see
+    ``branch_forms``), i.e. usd_per_device_hour / 3600 · tp · step / batch."""
+    d = decode_branch_forms(accelerator, config, workload, eff)
     k = usd_per_device_hour / SECONDS_PER_HOUR * config.tensor_parallel / config.batch
-    return {"memory": _scale(_add(d["memory"], d["allreduce"]), k),
-            "compute": _scale(_add(d["compute"], d["allreduce"]), k)}
+    return {b: _scale(d[b], k) for b in ("memory", "compute")}
 
 
 def usd_per_input_token_form(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency,
@@ -338,8 +372,8 @@ def serving_point(shape: ModelShape, accelerator, config: ServingConfig, workloa
     f = shape_features(shape, config, workload)
     d = {k: evaluate(v, f) for k, v in decode_forms(accelerator, config, workload, eff).items()}
     p = {k: evaluate(v, f) for k, v in prefill_forms(accelerator, config, workload, eff).items()}
-    step = max(d["memory"], d["compute"]) + d["allreduce"]
-    ttft = max(p["memory"], p["compute"]) + p["allreduce"]
+    step = max(evaluate(v, f) for v in decode_branch_forms(accelerator, config, workload, eff).values())
+    ttft = max(evaluate(v, f) for v in prefill_branch_forms(accelerator, config, workload, eff).values())
     t = config.tensor_parallel
     s_in = t * (p["compute"] + p["allreduce"]) / workload.prompt_tokens  # device-seconds per input token
     tps_dev = config.batch / step / t
@@ -368,10 +402,9 @@ def static_batch_throughput(shape: ModelShape, accelerator, config: ServingConfi
     (how TensorRT-LLM's gptSessionBenchmark measures): batch · output / (tp · (prefill + output · step))."""
     eff = eff or Efficiency()
     f = shape_features(shape, config, workload)
-    d = {k: evaluate(v, f) for k, v in decode_forms(accelerator, config, workload, eff).items()}
-    p = {k: evaluate(v, f) for k, v in prefill_forms(accelerator, config, workload, eff, config.batch).items()}
-    step = max(d["memory"], d["compute"]) + d["allreduce"]
-    prefill = max(p["memory"], p["compute"]) + p["allreduce"]
+    step = max(evaluate(v, f) for v in decode_branch_forms(accelerator, config, workload, eff).values())
+    prefill = max(evaluate(v, f) for v in prefill_branch_forms(accelerator, config, workload, eff,
+                                                               config.batch).values())
     return config.batch * workload.output_tokens / (config.tensor_parallel * (prefill + workload.output_tokens * step))
 
 

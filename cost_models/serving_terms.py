@@ -15,12 +15,15 @@ layers and to widths in steps of 128/1024 makes the features step functions of N
 shrink below a few percent however the range is chosen. For a fixed shape (the plan's rounded model)
 ``exact_features`` gives zero-exponent monomials and the terms are exact.
 
-Decode: step = max(memory, compute) + all-reduce is not a posynomial. The program should use an epigraph
-variable s (seconds per step, or $ per output token) with two posynomial constraints, memory-branch terms
-<= s and compute-branch terms <= s (``ServingTerms.usd_per_output_token["memory"|"compute"]``, each with the
-all-reduce included). That is exact; the alternative, the sum of both branches, is a posynomial too but
-over-prices by up to 2x where the branches cross. The same holds for TPOT and TTFT limits (both branches
-<= the target) and the memory fit (one posynomial <= usable bytes).
+Decode: step = max(memory + θ·compute, compute + θ·memory) + all-reduce (``serving.branch_forms``) is not a
+posynomial. The program should use an epigraph variable s (seconds per step, or $ per output token) with two
+posynomial constraints, memory-branch terms <= s and compute-branch terms <= s
+(``ServingTerms.usd_per_output_token["memory"|"compute"]``, each with the all-reduce included). That is
+exact for any θ. With the calibrated θ = 1 the two branches are the same posynomial, memory + compute +
+all-reduce terms, and the program can use it directly with no epigraph: that sum is what the published
+throughputs support best (docs/serving.md), while the pure max (θ = 0) under-prices near the crossover.
+The same holds for TPOT and TTFT limits (both branches <= the target); the memory fit is one posynomial
+<= usable bytes.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ from cost_models.serving import (
     LinearForm,
     ServingConfig,
     Workload,
-    decode_forms,
+    decode_branch_forms,
     memory_form,
-    prefill_forms,
+    prefill_branch_forms,
     shape_features,
     usd_per_input_token_form,
     usd_per_output_token_forms,
@@ -117,14 +120,6 @@ def evaluate_terms(terms: list[Term], n):
     return sum((c * n**e for c, e in terms), np.zeros_like(n))
 
 
-def _with(*forms: LinearForm) -> LinearForm:
-    out: LinearForm = {}
-    for f in forms:
-        for k, v in f.items():
-            out[k] = out.get(k, 0.0) + v
-    return out
-
-
 class ServingTerms(BaseModel):
     """Posynomials in N for one serving configuration. Units: $ per token, seconds, bytes per device."""
 
@@ -166,8 +161,8 @@ def serving_terms(fits: dict[str, Monomial], accelerator, config: ServingConfig,
                   n_range: tuple[float, float] = (0.0, 0.0)) -> ServingTerms:
     """Every serving quantity of ``config`` as a posynomial in N, from fitted (or exact) feature monomials."""
     eff = eff or Efficiency()
-    d = decode_forms(accelerator, config, workload, eff)
-    p = prefill_forms(accelerator, config, workload, eff)
+    d = decode_branch_forms(accelerator, config, workload, eff)
+    p = prefill_branch_forms(accelerator, config, workload, eff)
     out = usd_per_output_token_forms(accelerator, config, workload, eff, usd_per_device_hour)
     return ServingTerms(
         config=config, workload=workload, accelerator=accelerator.id, usd_per_device_hour=usd_per_device_hour,
@@ -175,8 +170,8 @@ def serving_terms(fits: dict[str, Monomial], accelerator, config: ServingConfig,
         usd_per_output_token={b: form_terms(out[b], fits) for b in ("memory", "compute")},
         usd_per_input_token=form_terms(usd_per_input_token_form(accelerator, config, workload, eff,
                                                                 usd_per_device_hour), fits),
-        tpot_s={b: form_terms(_with(d[b], d["allreduce"]), fits) for b in ("memory", "compute")},
-        ttft_s={b: form_terms(_with(p[b], p["allreduce"]), fits) for b in ("memory", "compute")},
+        tpot_s={b: form_terms(d[b], fits) for b in ("memory", "compute")},
+        ttft_s={b: form_terms(p[b], fits) for b in ("memory", "compute")},
         memory_bytes_per_device=form_terms(memory_form(config, workload), fits),
         usable_memory_bytes=USABLE_MEMORY_FRACTION * accelerator.memory_bytes,
         max_rel_error={k: m.max_rel_error for k, m in fits.items()},

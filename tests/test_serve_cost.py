@@ -30,13 +30,13 @@ def _serve(*args: str) -> dict:
 
 def test_tighter_tpot_smaller_batch_higher_price():
     rows = [choose_serving(LLAMA3_70B, H100, ServingDemand(tokens=1e12, tpot_ms=t), price=2.3, tensor_parallel=4)
-            for t in (40.0, 28.0, 22.0, 18.0)]
+            for t in (60.0, 40.0, 25.0, 18.0)]
     batches = [r.config.batch for r in rows]
     prices = [r.point.usd_per_million_output_tokens for r in rows]
     assert batches == sorted(batches, reverse=True) and len(set(batches)) == 4
     assert prices == sorted(prices) and len(set(prices)) == 4
     assert rows[0].binding == ["memory"] and all(r.binding == ["tpot"] for r in rows[1:])
-    for r, t in zip(rows[1:], (28.0, 22.0, 18.0), strict=True):
+    for r, t in zip(rows[1:], (40.0, 25.0, 18.0), strict=True):
         assert r.point.tpot_s * 1e3 <= t  # meets the limit ...
         bigger = r.config.model_copy(update={"batch": r.config.batch + 1})
         assert serving_point(LLAMA3_70B, H100, bigger, ServingDemand().workload, 2.3).tpot_s * 1e3 > t
