@@ -76,7 +76,7 @@ COMPUTE_EFFICIENCY = 0.73
 COMPUTE_EFFICIENCY_8BIT = 0.49
 # Fraction of the shorter of the memory and compute times that is not hidden under the longer one (0: the
 # pure roofline max; 1: no overlap, the sum). Calibrated with the efficiencies: the published points are
-# best fitted at 1 (sum of absolute log errors 2.94 at 1, 3.64 at 0.5, 4.64 at 0 with the other four refitted;
+# best fitted at 1 (sum of absolute log errors 2.94 at 1, 4.09 at 0.5, 6.17 at 0 with the other four refitted;
 # docs/serving.md), i.e. a step costs its memory time plus its compute time.
 OVERLAP_PENALTY = 1.0
 # vLLM reserves this fraction of device memory for weights, activations and KV cache (engine argument

@@ -166,3 +166,15 @@ def test_calibration_error_bounds():
     errors = np.exp(np.abs(log_errors(points)))
     assert np.median(errors) < 1.1  # published in docs/serving.md
     assert errors.max() < 3.0
+
+
+def test_serving_doc_is_current():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("serving_report", root / "benchmarks" / "serving_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = root / "docs" / "serving.md"
+    assert doc.read_text(encoding="utf-8") == mod.render(), "run python benchmarks/serving_report.py"
