@@ -24,10 +24,9 @@ from cost_models.serving import (  # noqa: E402
     Efficiency,
     ServingConfig,
     Workload,
-    max_batch_in_memory,
-    serving_point,
 )
 from cost_models.serving_calibration import SHAPES, fit_efficiencies, load_points, log_errors, predict  # noqa: E402
+from cost_models.serving_point import max_batch_in_memory, serving_point  # noqa: E402
 from planner.serving import ServingDemand, choose_serving, program_serving_terms, rounded_shape  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "serving.md"

@@ -16,14 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
 from cost_models.catalog import load_catalog
-from cost_models.serving import (
-    Efficiency,
-    ServingConfig,
-    Workload,
-    serving_point,
-    shape_features,
-    static_batch_throughput,
-)
+from cost_models.serving import Efficiency, ServingConfig, Workload, shape_features
+from cost_models.serving_point import serving_point, static_batch_throughput
 
 # Published model configurations (Hugging Face config.json of each checkpoint; Touvron et al. 2023 Table 1
 # for Llama 2, Dubey et al. 2024 Table 3 for Llama 3.1).

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape, total_params
-from cost_models.serving import DEFAULT_MAX_BATCH, ServingConfig, fewest_devices, max_batch_in_memory, tp_degrees
+from cost_models.serving import DEFAULT_MAX_BATCH, ServingConfig
+from cost_models.serving_point import fewest_devices, max_batch_in_memory, tp_degrees
 from planner.errors import InputError
 from planner.serving import ServingDemand, choose_serving, rounded_shape, serving_cost_usd, split_context
 
@@ -137,7 +138,7 @@ def estimate_serving(req: ServeRequest) -> ServeEstimate:
         if req.batch > b_mem:
             raise InputError("batch", f"at most {b_mem} sequences of {prompt + output} tokens fit on "
                                       f"{cfg.tensor_parallel} × {acc.id}, got {req.batch}")
-        from cost_models.serving import serving_point
+        from cost_models.serving_point import serving_point
 
         pt = serving_point(shape, acc, cfg, work, price)
         binding = ["given"]

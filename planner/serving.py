@@ -18,17 +18,8 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
-from cost_models.serving import (
-    DEFAULT_MAX_BATCH,
-    Efficiency,
-    Precision,
-    ServingConfig,
-    ServingPoint,
-    Workload,
-    max_batch_in_memory,
-    serving_point,
-    tp_degrees,
-)
+from cost_models.serving import DEFAULT_MAX_BATCH, Efficiency, Precision, ServingConfig, Workload
+from cost_models.serving_point import ServingPoint, max_batch_in_memory, serving_point, tp_degrees
 from cost_models.serving_terms import ServingTerms, fit_features, serving_terms
 from planner.errors import InputError
 

@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 
 from cli import app
 from cost_models.catalog import load_catalog
-from cost_models.serving import ServingConfig, serving_point
+from cost_models.serving import ServingConfig
 from cost_models.serving_calibration import SHAPES
+from cost_models.serving_point import serving_point
 from planner.errors import InputError
 from planner.serve_eval import ServeRequest, estimate_serving
 from planner.serving import ServingDemand, choose_serving, serving_cost_usd, split_context

@@ -12,15 +12,17 @@ from cost_models.serving import (
     Efficiency,
     ServingConfig,
     Workload,
-    fewest_devices,
     kv_elements_per_token_per_device,
-    max_batch_in_memory,
     moe_experts_touched,
+)
+from cost_models.serving_calibration import SHAPES, fit_efficiencies, load_points, log_errors
+from cost_models.serving_point import (
+    fewest_devices,
+    max_batch_in_memory,
     serving_point,
     static_batch_throughput,
     tp_degrees,
 )
-from cost_models.serving_calibration import SHAPES, fit_efficiencies, load_points, log_errors
 
 H100 = load_catalog().get("h100")  # 989.4 TFLOP/s bf16, 3.35 TB/s, 80 GB, NVLink 900 GB/s bidirectional
 LLAMA2_70B = SHAPES["llama2-70b"]

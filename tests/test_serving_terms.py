@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cost_models.catalog import load_catalog
-from cost_models.serving import ServingConfig, serving_point
+from cost_models.serving import ServingConfig
+from cost_models.serving_point import serving_point
 from cost_models.serving_terms import evaluate_terms, exact_features, fit_monomial, serving_terms
 from planner.serving import ServingDemand, program_serving_terms, rounded_shape, serving_cost_usd
 
