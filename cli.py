@@ -73,6 +73,8 @@ OPTION_OF = {
     "context": "--context",
     "input_tokens": "--input-tokens",
     "kv_precision": "--kv-precision",
+    "top_k": "--top-k",
+    "max_batch": "--max-batch",
 }
 NO_LIMIT = (
     "no limit given: pass at least one of --budget, --dollars, --gpu-hours, "
@@ -409,6 +411,8 @@ def serve_cost(
     input_tokens: Annotated[float | None, typer.Option("--input-tokens", help="Prompt tokens to serve.")] = None,
     precision: Annotated[str, typer.Option(help="Weights and KV-cache dtype: bf16, fp8 or fp4.")] = "bf16",
     kv_precision: Annotated[str | None, typer.Option("--kv-precision", help="KV-cache dtype if different.")] = None,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch a replica runs (default 1024).")
+                         ] = None,
     price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
     price_tier: Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud, committed.")] = None,
     shape_file: ShapeFile = None, layers: Layers = None, d_model: DModel = None, heads: Heads = None,
@@ -425,7 +429,9 @@ def serve_cost(
     req = parse(ServeRequest, params=params, shape=shape, gpu=gpu, gpus=gpus, batch=batch, tpot_ms=tpot_ms,
                 ttft_ms=ttft_ms, context=context, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                 tokens=tokens, input_tokens=input_tokens, precision=precision, kv_precision=kv_precision,
-                price=price, price_tier=price_tier, catalog=tuple(catalog or ()))
+                price=price, price_tier=price_tier, catalog=tuple(catalog or ()),
+                experts=experts if shape is None else None, top_k=top_k if shape is None else None,
+                max_batch=max_batch)
     est = estimate_serving(req)
     if as_json:
         _emit_json(est.model_dump(mode="json"))

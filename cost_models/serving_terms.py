@@ -138,6 +138,12 @@ class ServingTerms(BaseModel):
     usable_memory_bytes: float
     max_rel_error: dict[str, float]  # per shape feature, of its monomial fit
 
+    def usd_terms(self, tokens: float, input_tokens: float) -> dict[str, list[Term]]:
+        """Serving dollars for ``tokens`` output and ``input_tokens`` input tokens on each decode branch
+        (dollars = max over branches; with the calibrated θ = 1 the branches are equal)."""
+        inp = [(input_tokens * c, e) for c, e in self.usd_per_input_token] if input_tokens else []
+        return {b: [(tokens * c, e) for c, e in self.usd_per_output_token[b]] + inp for b in ("memory", "compute")}
+
     def output_usd(self, n):
         """$ per output token at N (numpy; max of the branches)."""
         return np.maximum(*(evaluate_terms(self.usd_per_output_token[b], n) for b in ("memory", "compute")))

@@ -16,7 +16,7 @@ from cost_models.architecture import ModelShape, total_params
 from cost_models.serving import DEFAULT_MAX_BATCH, ServingConfig
 from cost_models.serving_point import fewest_devices, max_batch_in_memory, tp_degrees
 from planner.errors import InputError
-from planner.serving import ServingDemand, choose_serving, rounded_shape, serving_cost_usd, split_context
+from planner.serving import ServingDemand, ServingSummary, choose_serving, rounded_shape, split_context, summarize
 
 Precision = Literal["bf16", "fp8", "fp4"]
 
@@ -44,31 +44,14 @@ class ServeRequest(BaseModel):
     price: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False, description="USD per device-hour")
     price_tier: Literal["hyperscaler", "gpu_cloud", "committed"] | None = None
     max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1, le=1_000_000)
+    experts: int = Field(default=1, ge=1, le=1024, description="routed experts (with params: an MoE shape)")
+    top_k: int = Field(default=1, ge=1, le=1024, description="experts per token (with params)")
     catalog: tuple[str, ...] = ()
 
 
-class ServeEstimate(BaseModel):
-    """What serving costs. Units in names: usd, ms, gb; tokens are output tokens unless named input."""
+class ServeEstimate(ServingSummary):
+    """What serving costs: the plan-facing summary plus the model and memory details."""
 
-    model_config = ConfigDict(frozen=True)
-
-    tokens: float | None
-    input_tokens: float | None
-    cost_usd: float | None
-    usd_per_million_tokens: float = Field(description="$ per million output tokens")
-    usd_per_million_input_tokens: float
-    gpu: str
-    gpus: int = Field(description="devices per replica")
-    batch: int
-    tensor_parallel: int
-    precision: str
-    kv_precision: str
-    tokens_per_second_per_gpu: float = Field(description="output tokens/s per device")
-    tpot_ms: float
-    ttft_ms: float
-    binding: list[str]
-    prompt_tokens: int
-    output_tokens: int
     context: int
     total_params: float
     memory_per_gpu_gb: float
@@ -112,8 +95,13 @@ def estimate_serving(req: ServeRequest) -> ServeEstimate:
     if shape is None:
         if req.params is None:
             raise InputError("params", "give --params or a model shape (--shape or --layers/--d-model/...)")
-        shape = rounded_shape(req.params)
-        notes.append(f"shape rounded from --params: {shape.layers} layers × d_model {shape.d_model}")
+        if req.top_k > req.experts:
+            raise InputError("top_k", f"cannot exceed --experts ({req.experts}), got {req.top_k}")
+        shape = rounded_shape(req.params, experts=req.experts)
+        if req.experts > 1:  # total params do not depend on top_k: route k experts per token
+            shape = shape.model_copy(update={"top_k": req.top_k})
+        notes.append(f"shape rounded from --params: {shape.layers} layers × d_model {shape.d_model}"
+                     + (f", {shape.experts} experts (top-{shape.top_k})" if shape.is_moe else ""))
     prompt, output = _lengths(req)
     demand = ServingDemand(tokens=req.tokens, input_tokens=req.input_tokens, prompt_tokens=prompt,
                            output_tokens=output, tpot_ms=req.tpot_ms, ttft_ms=req.ttft_ms)
@@ -148,15 +136,9 @@ def estimate_serving(req: ServeRequest) -> ServeEstimate:
         cfg, pt, binding = choice.config, choice.point, choice.binding
     if req.ttft_ms is not None and pt.ttft_s * 1e3 > req.ttft_ms:
         notes.append(f"TTFT {pt.ttft_s * 1e3:.3g} ms exceeds --ttft-ms {req.ttft_ms:g}")
-    cost = serving_cost_usd(0.0, demand, cfg, accelerator=acc, price=price, shape=shape) if req.tokens else None
+    summary = summarize(pt, demand, binding)
     return ServeEstimate(
-        tokens=req.tokens, input_tokens=demand.total_input_tokens if req.tokens else req.input_tokens,
-        cost_usd=cost, usd_per_million_tokens=pt.usd_per_million_output_tokens,
-        usd_per_million_input_tokens=pt.usd_per_million_input_tokens, gpu=acc.id, gpus=cfg.tensor_parallel,
-        batch=cfg.batch, tensor_parallel=cfg.tensor_parallel, precision=cfg.precision, kv_precision=pt.kv_precision,
-        tokens_per_second_per_gpu=pt.tokens_per_second_per_device, tpot_ms=pt.tpot_s * 1e3,
-        ttft_ms=pt.ttft_s * 1e3, binding=binding, prompt_tokens=prompt, output_tokens=output,
-        context=prompt + output, total_params=float(total_params(shape)),
+        **summary.model_dump(), context=prompt + output, total_params=float(total_params(shape)),
         memory_per_gpu_gb=pt.memory_per_device_bytes / 1e9, usable_memory_per_gpu_gb=pt.memory_usable_bytes / 1e9,
         kv_cache_gb_per_token=pt.kv_bytes_per_token / 1e9, decode_bound=pt.decode_bound,
         bandwidth_efficiency=pt.bandwidth_efficiency, compute_efficiency=pt.compute_efficiency,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
 from cost_models.serving import DEFAULT_MAX_BATCH, Efficiency, Precision, ServingConfig, Workload
-from cost_models.serving_point import ServingPoint, max_batch_in_memory, serving_point, tp_degrees
+from cost_models.serving_point import ServingPoint, fewest_devices, max_batch_in_memory, serving_point, tp_degrees
 from cost_models.serving_terms import ServingTerms, fit_features, serving_terms
 from planner.errors import InputError
 
@@ -63,6 +63,52 @@ def split_context(context: int, tokens: float | None = None, input_tokens: float
         ratio = DEFAULT_PROMPT_TOKENS / DEFAULT_OUTPUT_TOKENS
     output = min(max(1, round(context / (1.0 + ratio))), context - 1)
     return context - output, output
+
+
+class ServingSummary(BaseModel):
+    """A serving configuration's figures as a plan reports them (the ``inference`` object). Tokens are output
+    tokens unless named input; money in USD; latencies in ms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens: float | None = Field(description="output tokens served (None: price only)")
+    input_tokens: float | None
+    cost_usd: float | None = Field(description="tokens · $/output token + input_tokens · $/input token")
+    usd_per_million_tokens: float = Field(description="$ per million output tokens")
+    usd_per_million_input_tokens: float
+    gpu: str
+    gpus: int = Field(description="devices per replica (= tensor_parallel)")
+    batch: int
+    tensor_parallel: int
+    precision: str
+    kv_precision: str
+    tokens_per_second_per_gpu: float = Field(description="output tokens/s per device")
+    tpot_ms: float
+    ttft_ms: float
+    binding: list[str] = Field(description="what limits the batch: memory, tpot, max_batch, given; ttft")
+    prompt_tokens: int
+    output_tokens: int
+    gpu_hours: float | None = Field(description="device-hours to serve the tokens (cost_usd / price)")
+
+
+def summarize(point: ServingPoint, demand: ServingDemand, binding: list[str]) -> ServingSummary:
+    """The plan-facing summary of an evaluated configuration for ``demand``."""
+    tokens = demand.tokens
+    cost = None
+    if tokens is not None:
+        cost = (tokens * point.usd_per_million_output_tokens
+                + demand.total_input_tokens * point.usd_per_million_input_tokens) / 1e6
+    return ServingSummary(
+        tokens=tokens, input_tokens=demand.total_input_tokens if tokens is not None else demand.input_tokens,
+        cost_usd=cost, usd_per_million_tokens=point.usd_per_million_output_tokens,
+        usd_per_million_input_tokens=point.usd_per_million_input_tokens, gpu=point.accelerator,
+        gpus=point.tensor_parallel, batch=point.batch, tensor_parallel=point.tensor_parallel,
+        precision=point.precision, kv_precision=point.kv_precision,
+        tokens_per_second_per_gpu=point.tokens_per_second_per_device, tpot_ms=point.tpot_s * 1e3,
+        ttft_ms=point.ttft_s * 1e3, binding=binding, prompt_tokens=point.prompt_tokens,
+        output_tokens=point.output_tokens,
+        gpu_hours=None if cost is None else cost / point.usd_per_device_hour,
+    )
 
 
 class ServingChoice(BaseModel):
@@ -133,8 +179,10 @@ def choose_serving(shape: ModelShape, acc, demand: ServingDemand, *, precision: 
             best = (usd, cfg, pt, why)
     if best is None:
         if not fits_somewhere:
-            raise InputError("gpus", "the model plus one sequence's KV cache does not fit at any tensor-parallel "
-                                     f"degree {degrees}")
+            need = fewest_devices(shape, acc, precision, kv_precision, work)
+            raise InputError("gpus", f"the model plus one sequence's KV cache ({work.context} tokens) does not fit "
+                                     f"at any tensor-parallel degree {degrees} of {acc.id}; it needs at least "
+                                     f"{need if need is not None else 'more than 10,000,000'} devices")
         if ttft_ruled_out:
             fastest = min(t for _, t in ttft_ruled_out)
             raise InputError("ttft_ms", f"no configuration meets {demand.ttft_ms:g} ms; the fastest prefill is "
@@ -159,6 +207,21 @@ def _rounded(params: float, count: str, experts: int) -> ModelShape:
 def rounded_shape(params: float, *, count: str = "total", experts: int = 1) -> ModelShape:
     """The repo's rounded shape for ``params`` (``planner.rounding.fit_shape``), cached."""
     return _rounded(float(f"{params:.6g}"), count, experts)
+
+
+def plan_serving(params: float, demand: ServingDemand, *, accelerator, price: float, precision: Precision = "bf16",
+                 kv_precision: Precision | None = None, count: str = "total", experts: int = 1,
+                 config: ServingConfig | None = None, max_batch: int = DEFAULT_MAX_BATCH,
+                 shape: ModelShape | None = None, eff: Efficiency | None = None) -> ServingSummary:
+    """The serving figures of a plan: the rounded shape of ``params`` (or ``shape``) served with ``config``
+    (the program's choice) or, without it, with the chooser's configuration."""
+    shape = shape or rounded_shape(params, count=count, experts=experts)
+    if config is not None:
+        pt = serving_point(shape, accelerator, config, demand.workload, price, eff)
+        return summarize(pt, demand, ["given"])
+    choice = choose_serving(shape, accelerator, demand, precision=precision, kv_precision=kv_precision, price=price,
+                            max_batch=max_batch, eff=eff)
+    return summarize(choice.point, demand, choice.binding)
 
 
 def serving_cost_usd(params: float, demand: ServingDemand, config: ServingConfig, *, accelerator, price: float,

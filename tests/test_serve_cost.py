@@ -114,3 +114,28 @@ def test_estimate_serving_api():
     cfg = ServingConfig(tensor_parallel=8, batch=64)
     assert est.tpot_ms == pytest.approx(serving_point(LLAMA3_70B, H100, cfg, ServingDemand().workload,
                                                       est.price_usd_per_gpu_hour).tpot_s * 1e3)
+
+
+@pytest.mark.parametrize("params,tpot", [(1.3e9, None), (8e9, 20.0), (7e10, 40.0), (2e11, 60.0)])
+def test_plan_serving_reproduced_by_serve_cost(params, tpot):
+    from planner.serving import plan_serving
+
+    demand = ServingDemand(tokens=1e13, input_tokens=3e13, tpot_ms=tpot)
+    plan = plan_serving(params, demand, accelerator=H100, price=2.3)
+    d = _serve("--params", str(params), "--gpus", str(plan.gpus), "--batch", str(plan.batch), "--price", "2.3",
+               "--tokens", "1e13", "--input-tokens", "3e13")
+    for key in ("usd_per_million_tokens", "usd_per_million_input_tokens", "cost_usd", "tpot_ms", "ttft_ms",
+                "tokens_per_second_per_gpu"):
+        assert d[key] == pytest.approx(getattr(plan, key), rel=0.01), key
+    assert plan.gpu_hours == pytest.approx(plan.cost_usd / 2.3)
+    if tpot is not None:
+        assert plan.tpot_ms <= tpot
+
+
+def test_moe_serving_reads_fewer_experts_at_small_batch():
+    r1 = _serve("--params", "4.7e10", "--experts", "8", "--top-k", "2", "--gpus", "2", "--batch", "1")
+    r64 = _serve("--params", "4.7e10", "--experts", "8", "--top-k", "2", "--gpus", "2", "--batch", "64")
+    dense = _serve("--params", "4.7e10", "--gpus", "2", "--batch", "1")
+    assert r1["tpot_ms"] < dense["tpot_ms"]  # a batch-1 step reads 2 of 8 experts
+    assert r64["memory_per_gpu_gb"] > r1["memory_per_gpu_gb"]  # but all experts are resident either way
+    assert r1["total_params"] == pytest.approx(4.7e10, rel=0.03)

@@ -69,3 +69,21 @@ def test_unanchored_fit_error_stated():
             for n in np.geomspace(1e10, 1e11, 23)]
     assert max(abs(e) for e in errs) < 0.10
     assert terms.max_rel_error["weight_params"] < 0.02  # the count itself is within the rounding's 3%
+
+
+def test_moe_terms_in_active_params():
+    cfg = ServingConfig(tensor_parallel=2, batch=8)
+    terms = program_serving_terms(2e9, 2e10, cfg, DEMAND, accelerator=H100, price=2.3, count="active", experts=8,
+                                  anchor=6e9)
+    shape = rounded_shape(6e9, count="active", experts=8)
+    pt = serving_point(shape, H100, cfg, DEMAND.workload, 2.3)
+    assert terms.output_usd(6e9) * 1e6 == pytest.approx(pt.usd_per_million_output_tokens, rel=1e-12)
+    # all experts resident: memory grows with total params, several times the active count
+    assert terms.memory(6e9) * cfg.tensor_parallel > 3 * 6e9 * 2
+
+
+def test_usd_terms_price_a_demand():
+    terms = program_serving_terms(1e10, 1e11, CFG, DEMAND, accelerator=H100, price=2.3, anchor=3e10)
+    usd = terms.usd_terms(1e12, 3e12)
+    exact = serving_cost_usd(3e10, DEMAND, CFG, accelerator=H100, price=2.3)
+    assert max(evaluate_terms(usd[b], 3e10) for b in usd) == pytest.approx(exact, rel=1e-12)
