@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape, total_params
 from cost_models.serving import DEFAULT_MAX_BATCH, ServingConfig
-from cost_models.serving_point import fewest_devices, max_batch_in_memory, tp_degrees
+from cost_models.serving_point import fewest_devices, max_batch_in_memory, serving_point, tp_degrees
 from planner.errors import InputError
 from planner.serving import ServingDemand, ServingSummary, choose_serving, rounded_shape, split_context, summarize
 
@@ -108,26 +108,23 @@ def estimate_serving(req: ServeRequest) -> ServeEstimate:
     work = demand.workload
     price, _ = _price(acc, req.price, req.price_tier)
     need = fewest_devices(shape, acc, req.precision, req.kv_precision, work)
-    have = req.gpus or acc.devices_per_node
-    if need is None or need > have:
-        where = f"--gpus {req.gpus}" if req.gpus else f"one {acc.devices_per_node}-device node"
+    degrees = tp_degrees(shape, acc)
+    if req.gpus is not None and req.gpus not in degrees:
+        raise InputError("gpus", f"{req.gpus} devices cannot split {shape.heads} heads / {shape.kv_heads} KV heads "
+                                 f"by tensor parallelism on {acc.id}; allowed: {degrees}")
+    fitting = [t for t in degrees if need is not None and t >= need]
+    if need is None or (req.gpus or max(degrees)) < need or not fitting:
+        where = f"--gpus {req.gpus}" if req.gpus else f"a {max(degrees)}-device tensor-parallel replica"
         raise InputError("gpus", f"the model plus one sequence's KV cache ({prompt + output} tokens) does not fit "
                                  f"on {where} × {acc.id}; it needs at least "
                                  f"{need if need is not None else 'more than 10,000,000'} devices")
-    if req.gpus is not None and req.gpus not in tp_degrees(shape, acc):
-        raise InputError("gpus", f"{req.gpus} devices cannot split {shape.heads} heads / {shape.kv_heads} KV heads "
-                                 f"by tensor parallelism on {acc.id}; allowed: {tp_degrees(shape, acc)}")
     if req.batch is not None:
-        cfg = ServingConfig(tensor_parallel=req.gpus or need, batch=req.batch, precision=req.precision,
+        cfg = ServingConfig(tensor_parallel=req.gpus or min(fitting), batch=req.batch, precision=req.precision,
                             kv_precision=req.kv_precision)
-        if req.gpus is None:
-            cfg = cfg.model_copy(update={"tensor_parallel": min(t for t in tp_degrees(shape, acc) if t >= need)})
         b_mem = max_batch_in_memory(shape, acc, cfg, work)
         if req.batch > b_mem:
             raise InputError("batch", f"at most {b_mem} sequences of {prompt + output} tokens fit on "
                                       f"{cfg.tensor_parallel} × {acc.id}, got {req.batch}")
-        from cost_models.serving_point import serving_point
-
         pt = serving_point(shape, acc, cfg, work, price)
         binding = ["given"]
     else:
