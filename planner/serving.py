@@ -89,6 +89,8 @@ class ServingSummary(BaseModel):
     prompt_tokens: int
     output_tokens: int
     gpu_hours: float | None = Field(description="device-hours to serve the tokens (cost_usd / price)")
+    gpu_seconds_per_token: float = Field(description="device-seconds per output token: $/M = price · this / 3600 · 1e6")
+    gpu_seconds_per_input_token: float = Field(description="device-seconds per input token")
 
 
 def summarize(point: ServingPoint, demand: ServingDemand, binding: list[str]) -> ServingSummary:
@@ -108,6 +110,8 @@ def summarize(point: ServingPoint, demand: ServingDemand, binding: list[str]) ->
         ttft_ms=point.ttft_s * 1e3, binding=binding, prompt_tokens=point.prompt_tokens,
         output_tokens=point.output_tokens,
         gpu_hours=None if cost is None else cost / point.usd_per_device_hour,
+        gpu_seconds_per_token=1.0 / point.tokens_per_second_per_device,
+        gpu_seconds_per_input_token=point.prefill_s_per_token,
     )
 
 

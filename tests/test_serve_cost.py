@@ -128,6 +128,9 @@ def test_plan_serving_reproduced_by_serve_cost(params, tpot):
                 "tokens_per_second_per_gpu"):
         assert d[key] == pytest.approx(getattr(plan, key), rel=0.01), key
     assert plan.gpu_hours == pytest.approx(plan.cost_usd / 2.3)
+    # a spreadsheet can price live from the device-seconds: $/M = price · seconds / 3600 · 1e6
+    assert plan.usd_per_million_tokens == pytest.approx(2.3 * plan.gpu_seconds_per_token / 3600 * 1e6)
+    assert plan.usd_per_million_input_tokens == pytest.approx(2.3 * plan.gpu_seconds_per_input_token / 3600 * 1e6)
     if tpot is not None:
         assert plan.tpot_ms <= tpot
 
