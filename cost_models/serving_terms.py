@@ -64,12 +64,22 @@ class Monomial(BaseModel):
         return self.coef * np.asarray(n, dtype=float) ** self.exponent
 
 
-def fit_monomial(ns, values) -> Monomial:
-    """Monomial through (ns, values) in log space (least-squares slope, minimax intercept)."""
+# Exponents of N the features follow under the rounding conventions, for a program compiled once with fixed
+# exponents (coefficients as cvxpy Parameters): params ∝ N; N ∝ layers · d_model² with layers ∝ d_model
+# (planner.rounding's aspect rule, held at a constant ratio), so layers ∝ N^(1/3), layers · d_model ∝
+# N^(2/3); the KV cache ∝ layers with a fixed number of KV heads (GQA: 8 from d_model 2048 up).
+FIXED_EXPONENTS: dict[str, float] = {
+    "weight_params": 1.0, "read_params": 1.0, "prefill_read_params": 1.0, "matmul_params": 1.0,
+    "kv_elements": 1.0 / 3.0, "attn_coef": 2.0 / 3.0, "layers": 1.0 / 3.0, "layer_width": 2.0 / 3.0,
+}
+
+
+def fit_monomial(ns, values, exponent: float | None = None) -> Monomial:
+    """Monomial through (ns, values) in log space: least-squares slope (or ``exponent``), minimax intercept."""
     x, y = np.log(np.asarray(ns, dtype=float)), np.log(np.asarray(values, dtype=float))
-    if np.ptp(y) == 0.0:
+    if np.ptp(y) == 0.0 and exponent is None:
         return Monomial(coef=float(np.exp(y[0])), exponent=0.0, max_rel_error=0.0)
-    slope = float(np.polyfit(x, y, 1)[0])
+    slope = float(np.polyfit(x, y, 1)[0]) if exponent is None else float(exponent)
     resid = y - slope * x
     intercept = float((resid.max() + resid.min()) / 2.0)
     rel = np.exp(y - (intercept + slope * x)) - 1.0
@@ -77,21 +87,24 @@ def fit_monomial(ns, values) -> Monomial:
 
 
 def fit_features(shape_of: Callable[[float], ModelShape], config: ServingConfig, workload: Workload,
-                 n_lo: float, n_hi: float, points: int = 25, anchor: float | None = None) -> dict[str, Monomial]:
+                 n_lo: float, n_hi: float, points: int = 25, anchor: float | None = None,
+                 exponents: dict[str, float] | None = None) -> dict[str, Monomial]:
     """Each shape feature of ``shape_of(N)`` fitted as a monomial of N over ``points`` log-spaced N in
     [n_lo, n_hi]. ``shape_of`` is the rounding rule (e.g. ``lambda n: fit_shape(n).shape``).
 
     With ``anchor`` the slope is the fitted one but the monomial passes exactly through the feature of
     ``shape_of(anchor)``: exact at the anchor (the plan's rounded shape), the fitted trend around it.
-    ``max_rel_error`` is then measured over the sample for the anchored monomial."""
+    ``max_rel_error`` is then measured over the sample for the anchored monomial. With ``exponents`` (e.g.
+    ``FIXED_EXPONENTS``) the slopes are those and only the coefficients are fitted."""
     if not (0 < n_lo <= n_hi):
         raise ValueError(f"need 0 < n_lo <= n_hi, got {n_lo}, {n_hi}")
     ns = np.geomspace(n_lo, n_hi, points) if n_hi > n_lo else np.array([n_lo])
     rows = [shape_features(shape_of(float(n)), config, workload) for n in ns]
-    if len(ns) == 1:
+    if len(ns) == 1 and exponents is None:
         fits = {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
     else:
-        fits = {k: fit_monomial(ns, [r[k] for r in rows]) for k in rows[0]}
+        fits = {k: fit_monomial(ns, [r[k] for r in rows], None if exponents is None else exponents[k])
+                for k in rows[0]}
     if anchor is None:
         return fits
     at = shape_features(shape_of(float(anchor)), config, workload)
@@ -112,6 +125,16 @@ def exact_features(shape: ModelShape, config: ServingConfig, workload: Workload)
 def form_terms(form: LinearForm, fits: dict[str, Monomial]) -> list[Term]:
     """The posynomial of a linear form: one term per nonzero constant, constant · c · N^e."""
     return [(c * fits[k].coef, fits[k].exponent) for k, c in form.items() if c != 0.0]
+
+
+def merge_terms(terms: list[Term]) -> list[Term]:
+    """Terms with equal exponents summed: with ``FIXED_EXPONENTS`` a serving posynomial has at most three
+    terms, c1·N + c2·N^(2/3) + c3·N^(1/3), whose coefficients a compiled program can take as Parameters."""
+    out: dict[float, float] = {}
+    for c, e in terms:
+        key = round(e, 12)
+        out[key] = out.get(key, 0.0) + c
+    return sorted(((c, e) for e, c in out.items()), key=lambda t: -t[1])
 
 
 def evaluate_terms(terms: list[Term], n):

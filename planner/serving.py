@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cost_models.architecture import ModelShape
 from cost_models.serving import DEFAULT_MAX_BATCH, Efficiency, Precision, ServingConfig, Workload
 from cost_models.serving_point import ServingPoint, fewest_devices, max_batch_in_memory, serving_point, tp_degrees
-from cost_models.serving_terms import ServingTerms, fit_features, serving_terms
+from cost_models.serving_terms import FIXED_EXPONENTS, ServingTerms, fit_features, serving_terms
 from planner.errors import InputError
 
 DEFAULT_PROMPT_TOKENS = 1024
@@ -241,16 +241,19 @@ def serving_cost_usd(params: float, demand: ServingDemand, config: ServingConfig
 
 def program_serving_terms(n_lo: float, n_hi: float, config: ServingConfig, demand: ServingDemand, *, accelerator,
                           price: float, count: str = "total", experts: int = 1, points: int = 25,
-                          anchor: float | None = None, eff: Efficiency | None = None) -> ServingTerms:
+                          anchor: float | None = None, fixed_exponents: bool = False,
+                          eff: Efficiency | None = None) -> ServingTerms:
     """Posynomials in the program's N (``count`` params, e.g. "active" for MoE) for one configuration,
     the shape features fitted on the rounded shapes over [n_lo, n_hi] (see cost_models.serving_terms).
     Serving dollars = tokens · max(output branches) + input tokens · input terms.
 
     With ``anchor`` (the N of the current solution) the terms are exact at the rounded shape of ``anchor``:
     solve, re-anchor at the solution, re-solve; the layer count of the rounded shapes jumps when the width
-    steps up, so an unanchored monomial of the KV cache is off by up to ~20-60% within a decade."""
+    steps up, so an unanchored monomial of the KV cache is off by up to ~20-60% within a decade.
+    ``fixed_exponents``: slopes from ``FIXED_EXPONENTS`` (N, N^(2/3), N^(1/3)), so every configuration's
+    posynomial has the same exponents and ``merge_terms`` leaves three coefficients."""
     fits = fit_features(lambda n: rounded_shape(n, count=count, experts=experts), config, demand.workload, n_lo,
-                        n_hi, points, anchor)
+                        n_hi, points, anchor, FIXED_EXPONENTS if fixed_exponents else None)
     return serving_terms(fits, accelerator, config, demand.workload, price, eff, n_range=(n_lo, n_hi))
 
 

@@ -87,3 +87,18 @@ def test_usd_terms_price_a_demand():
     usd = terms.usd_terms(1e12, 3e12)
     exact = serving_cost_usd(3e10, DEMAND, CFG, accelerator=H100, price=2.3)
     assert max(evaluate_terms(usd[b], 3e10) for b in usd) == pytest.approx(exact, rel=1e-12)
+
+
+def test_fixed_exponents_merge_to_three_terms():
+    from cost_models.serving_terms import merge_terms
+
+    terms = program_serving_terms(1e10, 1e11, CFG, DEMAND, accelerator=H100, price=2.3, fixed_exponents=True)
+    for posy in [*terms.usd_per_output_token.values(), terms.usd_per_input_token, terms.memory_bytes_per_device]:
+        merged = merge_terms(posy)
+        assert {round(e, 9) for _, e in merged} <= {1.0, round(2 / 3, 9), round(1 / 3, 9)}
+        for x in (1.2e10, 5e10):
+            assert evaluate_terms(merged, x) == pytest.approx(evaluate_terms(posy, x), rel=1e-10)
+    errs = [terms.output_usd(n) * 1e6 / serving_point(rounded_shape(n), H100, CFG, DEMAND.workload,
+                                                      2.3).usd_per_million_output_tokens - 1
+            for n in np.geomspace(1e10, 1e11, 23)]
+    assert max(abs(e) for e in errs) < 0.10  # measured 7.2% (docs/serving.md)
