@@ -263,3 +263,51 @@ def enumerate_configs(accelerator, shape: ModelShape, precision: Precision, kv_p
     batches = [2**i for i in range(int(math.log2(max_batch)) + 1)]
     return [ServingConfig(tensor_parallel=t, batch=b, precision=precision, kv_precision=kv_precision)
             for t in tp_degrees(shape, accelerator) for b in batches]
+
+
+# --------------------------------------------------------------------------------------------- for the program
+
+
+def demand_from_request(request) -> ServingDemand | None:
+    """The serving demand of a plan request, or None without ``inference_tokens``. Reads the proposed
+    PlanRequest fields ``inference_tokens``, ``inference_input_tokens``, ``context`` (prompt + output tokens
+    per request, default 1280 split 4:1 or in the input:output token ratio), ``tpot_ms`` and ``ttft_ms``
+    (absent fields count as not given)."""
+    tokens = getattr(request, "inference_tokens", None)
+    if tokens is None:
+        return None
+    input_tokens = getattr(request, "inference_input_tokens", None)
+    context = getattr(request, "context", None)
+    if context is None and input_tokens is None:
+        prompt, output = DEFAULT_PROMPT_TOKENS, DEFAULT_OUTPUT_TOKENS
+    else:
+        prompt, output = split_context(context or DEFAULT_PROMPT_TOKENS + DEFAULT_OUTPUT_TOKENS, tokens, input_tokens)
+    return ServingDemand(tokens=tokens, input_tokens=input_tokens, prompt_tokens=prompt, output_tokens=output,
+                         tpot_ms=getattr(request, "tpot_ms", None), ttft_ms=getattr(request, "ttft_ms", None))
+
+
+class ProgramServing(BaseModel):
+    """The chooser's configuration at an anchor N and its posynomials in N, for one solve of the program."""
+
+    model_config = ConfigDict(frozen=True)
+
+    anchor: float
+    choice: ServingChoice
+    terms: ServingTerms
+
+
+def program_serving(anchor: float, demand: ServingDemand, *, accelerator, price: float,
+                    precision: Precision = "bf16", kv_precision: Precision | None = None, count: str = "total",
+                    experts: int = 1, n_range: tuple[float, float] | None = None, fixed_exponents: bool = False,
+                    max_batch: int = DEFAULT_MAX_BATCH, eff: Efficiency | None = None) -> ProgramServing:
+    """Serving for a solve of the program around ``anchor`` (the current N): the chooser's configuration for
+    the rounded shape of ``anchor`` and that configuration's terms, exact at the anchor, fitted over
+    ``n_range`` (default anchor/4 .. anchor·4). Solve, call again at the solution, re-solve until the
+    configuration repeats; the terms' tpot/ttft/memory posynomials keep the configuration feasible as N moves."""
+    shape = rounded_shape(anchor, count=count, experts=experts)
+    choice = choose_serving(shape, accelerator, demand, precision=precision, kv_precision=kv_precision, price=price,
+                            max_batch=max_batch, eff=eff)
+    lo, hi = n_range or (anchor / 4.0, anchor * 4.0)
+    terms = program_serving_terms(lo, hi, choice.config, demand, accelerator=accelerator, price=price, count=count,
+                                  experts=experts, anchor=anchor, fixed_exponents=fixed_exponents, eff=eff)
+    return ProgramServing(anchor=anchor, choice=choice, terms=terms)

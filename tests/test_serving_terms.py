@@ -102,3 +102,21 @@ def test_fixed_exponents_merge_to_three_terms():
                                                       2.3).usd_per_million_output_tokens - 1
             for n in np.geomspace(1e10, 1e11, 23)]
     assert max(abs(e) for e in errs) < 0.10  # measured 7.2% (docs/serving.md)
+
+
+def test_program_serving_and_demand_from_request():
+    from types import SimpleNamespace
+
+    from planner.serving import demand_from_request, program_serving
+
+    assert demand_from_request(SimpleNamespace(inference_tokens=None)) is None
+    req = SimpleNamespace(inference_tokens=1e13, inference_input_tokens=3e13, context=4000, tpot_ms=40.0,
+                          ttft_ms=None)
+    demand = demand_from_request(req)
+    assert (demand.prompt_tokens, demand.output_tokens, demand.total_input_tokens) == (3000, 1000, 3e13)
+    ps = program_serving(3e10, demand, accelerator=H100, price=2.3)
+    plan = serving_cost_usd(3e10, demand, ps.choice.config, accelerator=H100, price=2.3)
+    usd = ps.terms.usd_terms(demand.tokens, demand.total_input_tokens)
+    assert max(evaluate_terms(usd[b], 3e10) for b in usd) == pytest.approx(plan, rel=1e-12)
+    assert ps.terms.tpot(3e10) * 1e3 <= 40.0 + 1e-9  # the chooser met the limit at the anchor
+    assert ps.terms.memory(3e10) <= ps.terms.usable_memory_bytes
