@@ -69,16 +69,18 @@ SECONDS_PER_HOUR = 3600.0
 # Calibrated roofline efficiencies (achieved / peak) for continuous-batching serving engines: see
 # cost_models.serving_calibration and docs/serving.md, which refit them from the published throughputs and
 # latencies in serving_calibration.toml (TensorRT-LLM performance tables, vLLM benchmark runs).
-# Compute efficiency is per matmul dtype: 8- and 4-bit matmuls reach a smaller fraction of their (doubled)
-# peak; fp4 has no published point in the set and uses the 8-bit value.
-BANDWIDTH_EFFICIENCY = 0.69
-KV_BANDWIDTH_EFFICIENCY = 0.95
+# Compute efficiency is per matmul dtype: 8- and 4-bit matmuls reach a smaller fraction of their (doubled,
+# quadrupled) peak. The 4-bit value rests on B200 points only.
+BANDWIDTH_EFFICIENCY = 0.67
+KV_BANDWIDTH_EFFICIENCY = 0.94
 COMPUTE_EFFICIENCY = 0.73
-COMPUTE_EFFICIENCY_8BIT = 0.49
+COMPUTE_EFFICIENCY_8BIT = 0.50
+COMPUTE_EFFICIENCY_4BIT = 0.33
 # Fraction of the shorter of the memory and compute times that is not hidden under the longer one (0: the
 # pure roofline max; 1: no overlap, the sum). Calibrated with the efficiencies: the published points are
-# best fitted at 1 (sum of absolute log errors 2.94 at 1, 4.09 at 0.5, 6.17 at 0 with the other four refitted;
-# docs/serving.md), i.e. a step costs its memory time plus its compute time.
+# fitted best at 1 (docs/serving.md, "Overlap of memory and compute time": refitting the other efficiencies
+# at θ = 0, 0.5 and 1, the sum of absolute log errors is smallest at 1), i.e. a step costs its memory time
+# plus its compute time.
 OVERLAP_PENALTY = 1.0
 # vLLM reserves this fraction of device memory for weights, activations and KV cache (engine argument
 # --gpu-memory-utilization, default 0.9, vLLM documentation "Engine Arguments").
@@ -139,7 +141,7 @@ class Workload(BaseModel):
 
 class Efficiency(BaseModel):
     """Achieved fraction of peak memory bandwidth (weight reads; KV reads by the attention kernels) and of
-    peak FLOP/s (16-bit; 8/4-bit matmuls), and the all-reduce step latency."""
+    peak FLOP/s (16-bit, 8-bit and 4-bit matmuls), and the all-reduce step latency."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -147,13 +149,18 @@ class Efficiency(BaseModel):
     kv_bandwidth: float = Field(default=KV_BANDWIDTH_EFFICIENCY, gt=0, le=1, description="KV-cache reads (attention)")
     compute: float = Field(default=COMPUTE_EFFICIENCY, gt=0, le=1)
     compute_8bit: float = Field(default=COMPUTE_EFFICIENCY_8BIT, gt=0, le=1)
+    compute_4bit: float = Field(default=COMPUTE_EFFICIENCY_4BIT, gt=0, le=1)
     overlap_penalty: float = Field(default=OVERLAP_PENALTY, ge=0, le=1)
     allreduce_step_latency_s: float = Field(default=ALLREDUCE_STEP_LATENCY_S, ge=0, le=1e-2)
 
     def matmul_flops(self, accelerator, precision: str) -> float:
         """Achieved FLOP/s of the weight matmuls in ``precision``."""
-        eta = self.compute if PRECISION_BYTES[precision] >= 2 else self.compute_8bit
-        return accelerator.peak_flops(precision) * eta
+        return accelerator.peak_flops(precision) * self.for_precision(precision)
+
+    def for_precision(self, precision: str) -> float:
+        """Compute efficiency of matmuls in ``precision`` (16-bit, 8-bit or 4-bit)."""
+        b = PRECISION_BYTES[precision]
+        return self.compute if b >= 2 else self.compute_8bit if b >= 1 else self.compute_4bit
 
     def attention_flops(self, accelerator) -> float:
         """Achieved FLOP/s of attention (QK^T and ·V), which engines run in 16-bit whatever the weights."""

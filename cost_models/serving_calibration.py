@@ -45,6 +45,7 @@ class CalibrationPoint(BaseModel):
     kv_precision: Literal["bf16", "fp8", "fp4"]
     published: float = Field(gt=0)
     reported: Literal["per_gpu", "total"] = "per_gpu"
+    held_out: bool = Field(default=False, description="a validation point: not used by the fit")
     engine: str
     source: str
     date: str
@@ -81,10 +82,11 @@ def max_load_throughput(shape: ModelShape, accelerator, config: ServingConfig, w
     return o / (o * s_out + p * pt.prefill_s_per_token)
 
 
-def load_points() -> list[CalibrationPoint]:
-    """The rows of ``serving_calibration.toml``."""
+def load_points(held_out: bool = False) -> list[CalibrationPoint]:
+    """The fitted rows of ``serving_calibration.toml``, or with ``held_out`` the validation rows."""
     text = resources.files("cost_models").joinpath("serving_calibration.toml").read_text(encoding="utf-8")
-    return [CalibrationPoint(**row) for row in tomllib.loads(text)["point"]]
+    rows = [CalibrationPoint(**row) for row in tomllib.loads(text)["point"]]
+    return [r for r in rows if r.held_out == held_out]
 
 
 def predict(point: CalibrationPoint, eff: Efficiency | None = None) -> float:
@@ -114,14 +116,15 @@ def log_errors(points: list[CalibrationPoint], eff: Efficiency | None = None) ->
 
 def fit_efficiencies(points: list[CalibrationPoint] | None = None, step: float = 0.01,
                      start: Efficiency | None = None) -> Efficiency:
-    """Weight-read and KV-read bandwidth, 16-bit and 8-bit compute efficiencies on a ``step`` grid minimizing
-    the sum of absolute log errors (robust to outliers). Coordinate descent: each efficiency in turn over the
-    whole grid, until no change."""
+    """Weight-read and KV-read bandwidth, 16/8/4-bit compute efficiencies and the overlap penalty on a ``step``
+    grid minimizing the sum of absolute log errors (robust to outliers). Coordinate descent: each in turn over
+    the whole grid, until no change."""
     points = load_points() if points is None else points
     grid = [round(step * i, 6) for i in range(int(0.2 / step), int(1.0 / step) + 1)]
     penalty_grid = [round(step * i, 6) for i in range(int(1.0 / step) + 1)]
     start = start or Efficiency()
-    cur = {k: getattr(start, k) for k in ("bandwidth", "kv_bandwidth", "compute", "compute_8bit", "overlap_penalty")}
+    names = ("bandwidth", "kv_bandwidth", "compute", "compute_8bit", "compute_4bit", "overlap_penalty")
+    cur = {k: getattr(start, k) for k in names}
 
     def loss(values: dict[str, float]) -> float:
         return sum(abs(e) for e in log_errors(points, Efficiency(**values)))

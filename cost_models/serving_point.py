@@ -92,7 +92,7 @@ def serving_point(shape: ModelShape, accelerator, config: ServingConfig, workloa
         input_tokens_per_second_per_device=1.0 / s_in, usd_per_device_hour=usd_per_device_hour,
         usd_per_million_output_tokens=per_m / tps_dev, usd_per_million_input_tokens=per_m * s_in,
         bandwidth_efficiency=eff.bandwidth,
-        compute_efficiency=eff.compute if config.weight_bytes >= 2 else eff.compute_8bit,
+        compute_efficiency=eff.for_precision(config.precision),
     )
 
 

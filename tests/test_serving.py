@@ -180,3 +180,11 @@ def test_serving_doc_is_current():
     spec.loader.exec_module(mod)
     doc = root / "docs" / "serving.md"
     assert doc.read_text(encoding="utf-8") == mod.render(), "run python benchmarks/serving_report.py"
+
+
+def test_held_out_h200_points():
+    # not used by the fit: the same page's H200 columns (docs/serving.md, "Held out")
+    held = load_points(held_out=True)
+    assert len(held) == 20 and {p.gpu for p in held} == {"h200"}
+    errors = np.exp(np.abs(log_errors(held)))
+    assert np.median(errors) < 1.15 and errors.max() < 1.3
