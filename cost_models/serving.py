@@ -18,9 +18,10 @@ reads ``batch`` rows) and, for MoE, the routed experts that no token of the batc
 al. 2020, Table 1: 2N forward FLOPs per token plus 2·n_layer·n_ctx·d_attn for attention per token; a decode
 token attends to c cached tokens, a causal prefill token to P/2 on average).
 
-Prefill of one P-token prompt: max(P · (2 · matmul params + 2 · layers · d_attn · P) / tp / (peak · eta_flop),
-weight bytes / (bandwidth · eta_bw)) + all-reduce. Time to first token (TTFT) is that time for a prompt
-alone; queueing behind other requests is not modelled. Input tokens are priced at their prefill compute and
+Prefill of one P-token prompt: compute P · (2 · matmul params + 2 · layers · d_attn · P) / tp at the same
+efficiencies, memory = one read of the weights, combined like a decode step (max + θ · min) plus the
+all-reduce of P tokens. Time to first token (TTFT) is that time for a prompt alone; queueing behind other
+requests is not modelled. Input tokens are priced at their prefill compute and
 all-reduce only: under continuous batching many prompts share one read of the weights.
 
 KV cache per token (``kv_elements_per_token``): K and V, 2 · layers · kv_heads · head_dim elements (MHA when
@@ -265,7 +266,7 @@ def allreduce_form(accelerator, tp: int, tokens: float, eff: Efficiency) -> Line
 
 
 def decode_forms(accelerator, config: ServingConfig, workload: Workload, eff: Efficiency) -> dict[str, LinearForm]:
-    """Seconds of one decode step: ``memory``, ``compute`` and ``allreduce`` parts (step = max(m, c) + a)."""
+    """Seconds of one decode step in parts: ``memory``, ``compute`` and ``allreduce`` (see ``branch_forms``)."""
     t, b, c = config.tensor_parallel, config.batch, workload.mean_context
     bw = accelerator.memory_bandwidth_tbs * 1e12 * eff.bandwidth
     bw_kv = accelerator.memory_bandwidth_tbs * 1e12 * eff.kv_bandwidth
