@@ -123,7 +123,7 @@ class ServingChoice(BaseModel):
     config: ServingConfig
     point: ServingPoint
     binding: list[str]
-    candidates: int = Field(description="feasible tensor-parallel degrees compared")
+    candidates: int = Field(description="tensor-parallel degrees compared")
 
 
 def _point(shape, acc, cfg, work, price, eff) -> ServingPoint:
