@@ -13,7 +13,7 @@ from planner.hyperparams import law_batch_tokens, law_hyperparameters
 from planner.plan import ConstraintReport, InferenceCost, Plan, RoundedPlan
 from planner.program import CONSTRAINTS, DATA, INTERNAL, get_program
 from planner.request import PlanRequest
-from planner.solve import FIELD_OF, Solved, critical_batch_tokens, lr_law_of
+from planner.solve import Solved, critical_batch_tokens, lr_law_of
 from planner.whole import WholePlan
 
 BINDING_SLACK = 1e-3  # a constraint binds when its dual is positive and its relative slack at most this
@@ -60,14 +60,12 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
             again = program.solve(bumped)
             if again.status == "optimal":
                 change = _program_objective(s, again, request.objective) - base
-        if name == "deadline":
-            limit, value = limit / 24.0, value / 24.0
-        reports.append(ConstraintReport(name=FIELD_OF.get(name, name), limit=limit, value=value, unit=unit,
+        reports.append(ConstraintReport(name=name, limit=limit, value=value, unit=unit,
                                         sense=sense, slack=slack, elasticity=lam,
                                         objective_change_per_10pct=change, binding=is_binding))
-        shadow[FIELD_OF.get(name, name)] = change
-        if is_binding:
-            binding.append(FIELD_OF.get(name, name))
+        shadow[name] = change
+        if is_binding and name not in INTERNAL:
+            binding.append(name)
     return reports, binding, shadow
 
 
@@ -149,7 +147,8 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         law=var.law_id, law_citation=law.info.citation, params=w.params, tokens=w.tokens,
         tokens_per_param=w.tokens / w.params, effective_tokens=w.effective_tokens, batch_tokens=w.batch_tokens,
         batch_sequences=w.batch_tokens / request.seq_len, seq_len=request.seq_len, steps=float(w.steps),
-        critical_batch_tokens=b_crit, batch_coupling=request.batch_coupling is not False, law_batch_tokens=batch_law, batch_law=batch_law_id,
+        critical_batch_tokens=b_crit,
+        batch_coupling=request.batch_coupling is not False, law_batch_tokens=batch_law, batch_law=batch_law_id,
         tensor_parallel=w.layout.tp, flops=w.flops, loss=w.loss, loss_ci=loss_ci, gpu=acc.id, gpu_name=acc.name,
         precision=cand.precision, peak_flops_per_gpu=cand.peak, mfu=mfu, mfu_source=mfu_source, goodput=goodput,
         price_usd_per_gpu_hour=cand.price, price_source=cand.price_source, gpus=w.devices, hours=w.hours,

@@ -105,7 +105,8 @@ def _batch(req: RunRequest, shape: ModelShape, devices: int) -> float:
 
 
 def _search(req: RunRequest, shape: ModelShape, hw: Hardware, devices: int) -> LayoutEstimate | None:
-    est, _ = best_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, **_pinned(req))
+    est, _ = best_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, mfu=req.mfu,
+                         **_pinned(req))
     return est
 
 

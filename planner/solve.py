@@ -136,8 +136,6 @@ def lr_law_of(request: PlanRequest) -> str:
 
 def active_constraints(request: PlanRequest, var: Any) -> frozenset[str]:
     active = {c for f, c in LIMIT_FIELDS.items() if getattr(request, f) is not None}
-    if request.deadline_days is None and request.objective != "time":
-        active.add("sizing")
     if var.unique_tokens is not None:
         active |= DATA
     return frozenset(active)
@@ -185,10 +183,6 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         shape = shape_for(var, n, request.seq_len)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
-        if sol.status != "optimal" and "sizing" in active:  # sizing is a preference, never a reason to fail
-            active = active - {"sizing"}
-            st, values = program_inputs(request, var, cand, layout, shape, n, active)
-            sol = get_program(law, st).solve(values)
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
             break
         n = sol.params
