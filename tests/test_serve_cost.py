@@ -142,3 +142,42 @@ def test_moe_serving_reads_fewer_experts_at_small_batch():
     assert r1["tpot_ms"] < dense["tpot_ms"]  # a batch-1 step reads 2 of 8 experts
     assert r64["memory_per_gpu_gb"] > r1["memory_per_gpu_gb"]  # but all experts are resident either way
     assert r1["total_params"] == pytest.approx(4.7e10, rel=0.03)
+
+
+def test_cli_tighter_tpot_smaller_batch_higher_price():
+    rows = [_serve("--params", "7e10", "--gpus", "8", "--tpot-ms", t) for t in ("50", "30", "15")]
+    assert [r["batch"] for r in rows] == sorted((r["batch"] for r in rows), reverse=True)
+    assert len({r["batch"] for r in rows}) == 3
+    prices = [r["usd_per_million_tokens"] for r in rows]
+    assert prices == sorted(prices) and len(set(prices)) == 3
+    assert all(r["binding"] == ["tpot"] and r["tpot_ms"] <= float(t) + 1e-9
+               for r, t in zip(rows, ("50", "30", "15"), strict=True))
+
+
+def test_fuzz_serve_cost_options():
+    import random
+
+    opts = {"--gpu": ["h100", "a100-80gb", "a10g", "tpu-v5p", "mi300x", "b200", "v100"], "--gpus": ["1", "2", "4", "8"],
+            "--batch": ["1", "64"], "--tpot-ms": ["10", "50"], "--ttft-ms": ["1", "100", "1e6"],
+            "--context": ["100", "4096", "100000"], "--prompt-tokens": ["1", "128", "9000"],
+            "--output-tokens": ["1", "64", "5000"], "--tokens": ["1e9", "1e15"], "--input-tokens": ["0", "1e12"],
+            "--precision": ["bf16", "fp8", "fp4", "int3"], "--kv-precision": ["bf16", "fp8", "fp4"],
+            "--experts": ["1", "8"], "--top-k": ["1", "2"], "--max-batch": ["1", "64", "0"], "--price": ["0.5", "-2"]}
+    rng = random.Random(12)
+    seen = {0: 0, 2: 0}
+    for _ in range(150):
+        args = ["serve-cost", "--params", rng.choice(["1e8", "1e9", "7e9", "7e10", "4e11"])]
+        for o in rng.sample(sorted(opts), rng.randint(1, 5)):
+            args += [o, rng.choice(opts[o])]
+        args += ["--json"] * (rng.random() < 0.5)
+        r = runner.invoke(app, args)
+        context = f"{' '.join(args)}\n{r.stdout[-300:]}{r.stderr[-300:]}"
+        assert r.exception is None or isinstance(r.exception, SystemExit), context + repr(r.exception)
+        assert r.exit_code in (0, 2) and "Traceback" not in r.stdout + r.stderr, context
+        if r.exit_code == 2:
+            assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, context
+        elif "--json" in args:
+            d = json.loads(r.stdout)
+            assert all(math.isfinite(d[k]) and d[k] > 0 for k in ("usd_per_million_tokens", "tpot_ms", "ttft_ms"))
+        seen[r.exit_code] += 1
+    assert seen[0] > 20 and seen[2] > 20
