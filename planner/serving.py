@@ -93,13 +93,16 @@ class ServingSummary(BaseModel):
     gpu_seconds_per_input_token: float = Field(description="device-seconds per input token")
 
 
+def serving_dollars(point: ServingPoint, demand: ServingDemand) -> float:
+    """USD to serve ``demand`` at ``point``: output tokens · $/output token + input tokens · $/input token."""
+    return ((demand.tokens or 0.0) * point.usd_per_million_output_tokens
+            + demand.total_input_tokens * point.usd_per_million_input_tokens) / 1e6
+
+
 def summarize(point: ServingPoint, demand: ServingDemand, binding: list[str]) -> ServingSummary:
-    """The plan-facing summary of an evaluated configuration for ``demand``."""
+    """The plan-facing summary of an evaluated configuration for ``demand`` (``serve-cost`` prints it too)."""
     tokens = demand.tokens
-    cost = None
-    if tokens is not None:
-        cost = (tokens * point.usd_per_million_output_tokens
-                + demand.total_input_tokens * point.usd_per_million_input_tokens) / 1e6
+    cost = None if tokens is None else serving_dollars(point, demand)
     return ServingSummary(
         tokens=tokens, input_tokens=demand.total_input_tokens if tokens is not None else demand.input_tokens,
         cost_usd=cost, usd_per_million_tokens=point.usd_per_million_output_tokens,
@@ -234,9 +237,7 @@ def serving_cost_usd(params: float, demand: ServingDemand, config: ServingConfig
     """Dollars to serve ``demand`` (output + input tokens) with ``config``; the model is ``shape`` or the
     rounded shape of ``params``. What the plan reports and ``serve-cost`` prints."""
     shape = shape or rounded_shape(params, count=count, experts=experts)
-    pt = serving_point(shape, accelerator, config, demand.workload, price, eff)
-    return ((demand.tokens or 0.0) * pt.usd_per_million_output_tokens
-            + demand.total_input_tokens * pt.usd_per_million_input_tokens) / 1e6
+    return serving_dollars(serving_point(shape, accelerator, config, demand.workload, price, eff), demand)
 
 
 def program_serving_terms(n_lo: float, n_hi: float, config: ServingConfig, demand: ServingDemand, *, accelerator,
