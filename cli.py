@@ -69,6 +69,13 @@ OPTION_OF = {
     "batch": "--batch",
     "prompt_tokens": "--prompt-tokens",
     "output_tokens": "--output-tokens",
+    "tpot_ms": "--tpot-ms",
+    "ttft_ms": "--ttft-ms",
+    "context": "--context",
+    "input_tokens": "--input-tokens",
+    "kv_precision": "--kv-precision",
+    "top_k": "--top-k",
+    "max_batch": "--max-batch",
 }
 NO_LIMIT = (
     "no limit given: pass at least one of --budget, --dollars, --gpu-hours, "
@@ -411,11 +418,22 @@ def cost(
 def serve_cost(
     params: Annotated[float | None, typer.Option(help="Total parameters (a shape is rounded from it).")] = None,
     gpu: Annotated[str, typer.Option(help="Accelerator id (see `planner gpus`).")] = "h100",
-    gpus: Annotated[int, typer.Option(help="Devices serving one model replica.")] = 1,
-    batch: Annotated[int, typer.Option(help="Concurrent sequences.")] = 1,
-    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", help="Prompt length.")] = 1024,
-    output_tokens: Annotated[int, typer.Option("--output-tokens", help="Generated tokens per request.")] = 256,
-    precision: Annotated[str, typer.Option(help="Weights and compute dtype: bf16, fp8 or fp4.")] = "bf16",
+    gpus: Annotated[int | None, typer.Option(
+        help="Devices per replica = tensor-parallel degree (default: chosen).")] = None,
+    batch: Annotated[int | None, typer.Option(
+        help="Concurrent sequences (default: the largest that fits and meets --tpot-ms).")] = None,
+    tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="Time-per-output-token limit, ms.")] = None,
+    ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="Time-to-first-token limit, ms.")] = None,
+    context: Annotated[int | None, typer.Option(help="Prompt + output tokens per request.")] = None,
+    prompt_tokens: Annotated[int | None, typer.Option("--prompt-tokens", help="Prompt length (default 1024).")] = None,
+    output_tokens: Annotated[int | None, typer.Option("--output-tokens",
+                                                      help="Generated tokens (default 256).")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Output tokens to serve (prices cost_usd).")] = None,
+    input_tokens: Annotated[float | None, typer.Option("--input-tokens", help="Prompt tokens to serve.")] = None,
+    precision: Annotated[str, typer.Option(help="Weights and KV-cache dtype: bf16, fp8 or fp4.")] = "bf16",
+    kv_precision: Annotated[str | None, typer.Option("--kv-precision", help="KV-cache dtype if different.")] = None,
+    max_batch: Annotated[int | None, typer.Option("--max-batch", help="Largest batch a replica runs (default 1024).")
+                         ] = None,
     price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
     price_tier: Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud, committed.")] = None,
     shape_file: ShapeFile = None, layers: Layers = None, d_model: DModel = None, heads: Heads = None,
@@ -424,30 +442,37 @@ def serve_cost(
     catalog: Annotated[list[str] | None, typer.Option("--catalog", help="Extra accelerator catalog TOML.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Price serving: prefill/decode roofline, KV cache, memory fit and $ per million tokens."""
+    """Price serving: batch and tensor parallelism under latency limits, TPOT, TTFT, $ per million tokens."""
     from planner.evaluate import ServeRequest, estimate_serving, parse
 
-    shape = _shape_options(shape_file, layers, d_model, heads, kv_heads, ffn_hidden, vocab, experts, top_k,
-                           prompt_tokens + output_tokens)
-    req = parse(ServeRequest, params=params, shape=shape, gpu=gpu, gpus=gpus, batch=batch,
-                prompt_tokens=prompt_tokens, output_tokens=output_tokens, precision=precision, price=price,
-                price_tier=price_tier, catalog=tuple(catalog or ()))
+    seq = context or ((prompt_tokens or 1024) + (output_tokens or 256))
+    shape = _shape_options(shape_file, layers, d_model, heads, kv_heads, ffn_hidden, vocab, experts, top_k, seq)
+    req = parse(ServeRequest, params=params, shape=shape, gpu=gpu, gpus=gpus, batch=batch, tpot_ms=tpot_ms,
+                ttft_ms=ttft_ms, context=context, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                tokens=tokens, input_tokens=input_tokens, precision=precision, kv_precision=kv_precision,
+                price=price, price_tier=price_tier, catalog=tuple(catalog or ()),
+                experts=experts if shape is None else None, top_k=top_k if shape is None else None,
+                max_batch=max_batch)
     est = estimate_serving(req)
     if as_json:
         _emit_json(est.model_dump(mode="json"))
         return
-    e = est.estimate
     rows = [
         ("model", f"{est.total_params:.4g} params, {est.shape['layers']} layers × {est.shape['d_model']}"),
-        ("devices", f"{est.gpus} × {est.gpu} ({est.precision}), batch {e['batch']:.0f}"),
-        ("decode", f"{est.decode_tokens_per_s_per_gpu:,.0f} tokens/s per device ({e['decode_bound']}-bound)"),
-        ("KV cache", f"{e['kv_bytes_per_token'] / 1e6:.3f} MB/token, {e['kv_bytes'] / 1e9:.2f} GB in use"),
-        ("memory", f"{e['memory_needed_bytes'] / 1e9:.1f} of {e['memory_available_bytes'] / 1e9:.0f} GB"
-                   + ("" if est.fits else "  (does NOT fit)")),
-        ("$ / M output tokens", f"{est.usd_per_million_output_tokens:.3g}"),
+        ("replica", f"{est.gpus} × {est.gpu} (tensor parallel), {est.precision} weights, {est.kv_precision} KV"),
+        ("batch", f"{est.batch} sequences of {est.prompt_tokens} + {est.output_tokens} tokens"
+                  f" (limited by {', '.join(est.binding)})"),
+        ("decode", f"{est.tokens_per_second_per_gpu:,.0f} tokens/s per device ({est.decode_bound}-bound)"),
+        ("TPOT / TTFT", f"{est.tpot_ms:.3g} ms / {est.ttft_ms:.3g} ms"),
+        ("memory / device", f"{est.memory_per_gpu_gb:.1f} of {est.usable_memory_per_gpu_gb:.1f} GB usable"),
+        ("$ / M output tokens", f"{est.usd_per_million_tokens:.3g}"),
         ("$ / M input tokens", f"{est.usd_per_million_input_tokens:.3g}"),
     ]
-    _render_rows("Serving", rows, est.notes + [f"efficiency {e['efficiency']:.0%} of roofline (estimate)"])
+    if est.cost_usd is not None:
+        rows.append(("cost", f"${est.cost_usd:,.0f} for {est.tokens:.3g} output + {est.input_tokens:.3g} input tokens"))
+    eff = (f"efficiency {est.bandwidth_efficiency:.0%} of peak bandwidth, {est.compute_efficiency:.0%} of peak "
+           "FLOP/s (calibrated, docs/serving.md)")
+    _render_rows("Serving", rows, est.notes + [eff])
 
 
 def _render_rows(title: str, rows: list[tuple[str, str]], notes: list[str]) -> None:

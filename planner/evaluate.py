@@ -10,44 +10,25 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from cost_models.architecture import ModelShape, total_params
+from cost_models.architecture import ModelShape
 from cost_models.catalog import Accelerator, CatalogError, load_catalog
-from cost_models.inference import estimate_inference
 from planner.errors import InputError
 from planner.request import input_error
 from planner.run_cost import RunEstimate, RunRequest
 from planner.run_cost import estimate_run as _estimate_run
 
-__all__ = ["RunEstimate", "RunRequest", "estimate_run", "estimate_serving", "load_shape", "parse"]
+__all__ = ["RunEstimate", "RunRequest", "ServeEstimate", "ServeRequest", "estimate_run", "estimate_serving",
+           "load_shape", "parse"]
 
 SIZING_DAYS = 30.0
-_WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
 
 def _num(gt: float = 0, le: float | None = None, doc: str = "") -> Any:
     return Field(default=None, gt=gt, le=le, allow_inf_nan=False, description=doc)
-
-
-class ServeRequest(BaseModel):
-    """A serving setup to price: a model (params or shape) on ``gpus`` devices at a fixed batch."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    params: float | None = _num(le=1e16, doc="total parameters (a shape is rounded from it)")
-    shape: ModelShape | None = None
-    gpu: str = "h100"
-    gpus: int = Field(default=1, ge=1, le=1_000_000)
-    batch: int = Field(default=1, ge=1, le=1_000_000)
-    prompt_tokens: int = Field(default=1024, ge=1, le=10_000_000)
-    output_tokens: int = Field(default=256, ge=1, le=10_000_000)
-    precision: Literal["bf16", "fp8", "fp4"] = "bf16"
-    price: float | None = _num(le=1000, doc="USD per device-hour")
-    price_tier: Literal["hyperscaler", "gpu_cloud", "committed"] | None = None
-    catalog: tuple[str, ...] = ()
 
 
 def parse(model: type[BaseModel], **fields: Any) -> Any:
@@ -158,48 +139,5 @@ def estimate_run(req: RunRequest) -> RunEstimate:
     return est
 
 
-class ServeEstimate(BaseModel):
-    """Roofline serving estimate plus the shape it was computed for."""
-
-    model_config = ConfigDict(frozen=True)
-
-    gpu: str
-    gpus: int
-    precision: str
-    total_params: float
-    shape: dict[str, Any]
-    estimate: dict[str, Any]
-    usd_per_million_output_tokens: float
-    usd_per_million_input_tokens: float
-    decode_tokens_per_s_per_gpu: float
-    fits: bool
-    notes: list[str] = Field(default_factory=list)
-
-
-def estimate_serving(req: ServeRequest) -> ServeEstimate:
-    """Price serving one model: prefill/decode roofline, KV cache, memory fit, $ per million tokens."""
-    acc = _accelerator(req.gpu, req.catalog)
-    _check_precision(acc, req.precision)
-    notes: list[str] = []
-    shape = req.shape
-    if shape is None:
-        if req.params is None:
-            raise InputError("params", "give --params or a model shape (--shape or --layers/--d-model/...)")
-        from planner.rounding import round_shape
-
-        shape = round_shape(req.params)
-        notes.append(f"shape rounded from --params: {shape.layers} layers × d_model {shape.d_model}")
-    price, _ = _price(acc, req.price, req.price_tier)
-    est = estimate_inference(shape, acc, devices=req.gpus, batch=req.batch, prompt_tokens=req.prompt_tokens,
-                             output_tokens=req.output_tokens, bytes_per_param=_WEIGHT_BYTES[req.precision],
-                             dtype=req.precision, usd_per_hour=price)
-    if not est.fits:
-        notes.append(f"does not fit: needs {est.memory_needed_bytes / 1e9:.1f} GB, has "
-                     f"{est.memory_available_bytes / 1e9:.1f} GB; add devices or lower the batch/context")
-    return ServeEstimate(
-        gpu=acc.id, gpus=req.gpus, precision=req.precision, total_params=float(total_params(shape)),
-        shape=shape.model_dump(), estimate=est.model_dump(),
-        usd_per_million_output_tokens=est.usd_per_million_output_tokens,
-        usd_per_million_input_tokens=est.usd_per_million_input_tokens,
-        decode_tokens_per_s_per_gpu=est.decode_tokens_per_s_per_device, fits=est.fits, notes=notes,
-    )
+# Serving lives in planner.serve_eval (the serving model is cost_models.serving); re-exported here.
+from planner.serve_eval import ServeEstimate, ServeRequest, estimate_serving  # noqa: E402

@@ -200,12 +200,11 @@ class Ladder(BaseModel):
 
 
 def run_cost(params: float, tokens: float, gpu: str) -> tuple[float, float]:
-    """(device-hours, dollars) of one run: the ONE adapter to the cost model (re-point it here)."""
-    from cost_models.catalog import load_catalog
-    from cost_models.throughput import estimate_training
+    """(device-hours, dollars) of one run: the ONE adapter to the cost model, ``planner cost`` (the cluster model
+    on the fewest whole nodes that hold the model and finish in 30 days)."""
+    from planner.evaluate import RunRequest, estimate_run
 
-    acc = load_catalog().get(gpu)
-    est = estimate_training(6.0 * params * tokens, acc, 1, params=params)
+    est = estimate_run(RunRequest(params=params, tokens=tokens, gpu=gpu))
     return float(est.gpu_hours), float(est.cost_usd)
 
 
