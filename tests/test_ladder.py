@@ -11,8 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from cost_models.catalog import load_catalog
-from cost_models.throughput import DEFAULT_GOODPUT, default_mfu
 from laws import get_law
 from planner.errors import InputError
 from planner.ladder_design import BASELINE, fisher, ladder, ladder_runs, run_cost, simulate_errors, targets, theta_of
@@ -85,11 +83,15 @@ def test_proposed_ladder_beats_isoflop_in_simulation():
 
 
 def test_run_cost_adapter():
-    acc = load_catalog().get("h100")
+    """The ladder prices each run exactly as ``planner cost`` does (one cost model)."""
+    from planner.evaluate import RunRequest, estimate_run
+
     hours, usd = run_cost(1e9, 2e10, "h100")
-    expect = 6 * 1e9 * 2e10 / (acc.peak_flops("bf16") * default_mfu(acc, 1e9) * DEFAULT_GOODPUT * 3600)
-    assert hours == pytest.approx(expect, rel=1e-12)
-    assert usd == pytest.approx(expect * acc.price(None).usd_per_hour, rel=1e-9)
+    est = estimate_run(RunRequest(params=1e9, tokens=2e10, gpu="h100"))
+    assert hours == pytest.approx(est.gpu_hours, rel=1e-12)
+    assert usd == pytest.approx(est.cost_usd, rel=1e-12)
+    # and that is tokens at the cluster model's throughput: 6·N·D / (MFU · peak · goodput)
+    assert hours == pytest.approx(6 * est.params * 2e10 / (est.mfu * 989.4e12 * est.goodput * 3600), rel=1e-9)
 
 
 def _runs_csv(tmp_path, k=10, seed=2):
