@@ -10,7 +10,7 @@ import numpy as np
 from cost_models.architecture import active_non_embedding_params, active_params, total_params
 from cost_models.throughput import energy_kwh
 from planner.hyperparams import law_batch_tokens, law_hyperparameters
-from planner.plan import ConstraintReport, InferenceCost, Plan, RoundedPlan
+from planner.plan import ConstraintReport, Plan, RoundedPlan
 from planner.program import CONSTRAINTS, DATA, INTERNAL, get_program
 from planner.request import PlanRequest
 from planner.solve import Solved, critical_batch_tokens, lr_law_of
@@ -122,8 +122,9 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
     law = var.law
     notes: list[str] = []
     reports, binding, shadow = constraint_reports(request, s)
-    mfu = w.estimate.mfu
     goodput = request.goodput or 0.90
+    # MFU on the plan's own FLOPs (6·N·D with the law's N), so device-hours = flops / (peak · mfu · goodput)
+    mfu = w.flops / (w.gpu_hours * 3600.0 * cand.peak * goodput)
     if request.mfu:
         mfu_source = "given (--mfu); the step is model FLOPs at that MFU, no communication terms"
     else:
@@ -149,11 +150,18 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
     hp = law_hyperparameters(lr_law, float(active_non_embedding_params(w.shape)), w.tokens, w.flops, w.steps,
                              var.experts)
     inference = None
-    if request.inference_tokens is not None:
-        per_million = w.serve_cost_usd / request.inference_tokens * 1e6
-        inference = InferenceCost(tokens=request.inference_tokens, cost_usd=w.serve_cost_usd,
-                                  usd_per_million_tokens=per_million, efficiency=0.5)
-        notes.append("serving: compute-bound decode, 2N FLOPs per token at 50% of peak on the training accelerator")
+    if s.serving is not None:
+        from planner.serving import demand_from_request, plan_serving
+        from planner.solve import serving_accelerator
+
+        serve_acc, serve_price = serving_accelerator(request, cand)
+        inference = plan_serving(w.params, demand_from_request(request), accelerator=serve_acc, price=serve_price,
+                                 config=s.serving.choice.config, shape=w.shape)
+        inference = inference.model_copy(update={"binding": s.serving.choice.binding})
+        notes.append(f"serving: {inference.gpus} x {inference.gpu} per replica at batch {inference.batch} "
+                     f"({inference.precision}), {inference.tpot_ms:.3g} ms per output token, "
+                     f"${inference.usd_per_million_tokens:.3g}/M output tokens (cost_models.serving, calibration in "
+                     "docs/serving.md)")
     objective_value = {"loss": w.loss, "cost": w.total_cost_usd, "time": w.hours}[request.objective]
     loss_ci = None
     samples = law.predict_bootstrap(params=w.params, tokens=w.effective_tokens)

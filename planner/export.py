@@ -7,8 +7,10 @@ The xlsx has two sheets a person edits and reads:
   a table of throughput assumptions (peak FLOP/s at the precision used, MFU).
 - **Plan**: one row per scenario. Params, tokens, loss and devices are the planner's values; the derived cells
   are live formulas of the Inputs sheet: FLOPs = 6·N·D; device-hours = FLOPs / (peak · MFU · goodput · 3600);
-  hours = device-hours / devices; training $ = device-hours × price; $ per million served tokens =
-  price · 2N · 1e6 / (peak · serving efficiency · 3600); serving $ = served tokens × $/M / 1e6; energy kWh =
+  hours = device-hours / devices; training $ = device-hours × price; $ per million served output tokens =
+  serving price × device-seconds per output token × 1e6 / 3600 (the serving model's figure for the plan's
+  serving configuration, cost_models.serving); serving $ = (output tokens × s/token + input tokens × s/input
+  token) × serving price / 3600; energy kWh =
   devices × TDP × power utilization × hours × PUE / 1000. Changing a price in Inputs moves every total.
 
 A sweep adds an **Infeasible** sheet (grid points that could not be planned, with the reason). Every text cell
@@ -180,7 +182,6 @@ _AXIS_HEADERS = {
 
 def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xlsx") -> Path:
     """An editable capacity plan (see the module docstring for the layout). Needs openpyxl (planner[xlsx])."""
-    from cost_models.inference import DEFAULT_EFFICIENCY
     from cost_models.throughput import DEFAULT_POWER_UTILIZATION, DEFAULT_PUE
 
     openpyxl = _openpyxl()
@@ -204,7 +205,6 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
     inputs.header(1, ["Input", "Value", "Unit", "Source / note"])
     inputs.ws.freeze_panes = "A2"
     goodputs = {p.goodput for p in plans} or {0.9}
-    serve_eff = {p.inference.efficiency for p in plans if p.inference} or {DEFAULT_EFFICIENCY}
     scalars = [
         ("goodput", "Goodput", next(iter(goodputs)), "fraction of paid device-hours that make progress",
          "planner default 0.90 (restarts, failures, checkpointing); cost_models.throughput", _FMT_FRAC),
@@ -212,8 +212,6 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
          "StarCoderBase: 280 W average on 400 W A100s; cost_models.throughput", _FMT_FRAC),
         ("pue", "PUE", DEFAULT_PUE, "facility power / IT power",
          "estimate for a modern colocation facility; cost_models.throughput", _FMT_PLAIN),
-        ("serve_efficiency", "Serving efficiency", next(iter(serve_eff)), "fraction of peak FLOP/s in decode",
-         "compute-bound decode at 2N FLOPs per token; cost_models.inference", _FMT_FRAC),
     ]
     ref: dict[str, str] = {}
     r = 2
@@ -319,7 +317,7 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
         "modelled in this sheet.",
         "Training cost = device-hours × price; wall-clock hours = device-hours / devices.",
         "Serving: $ per million tokens = price · 2N · 1e6 / (peak · serving efficiency · 3600) on the training "
-        "accelerator; serving cost = served tokens × $/M / 1e6.",
+        "accelerator; serving cost = (output tokens × s/token + input tokens × s/input token) × serving price / 3600.",
         "Energy kWh = devices × TDP × power utilization × hours × PUE / 1000.",
         "Loss, params, tokens and devices are the planner's optimum for each scenario; editing them does not "
         "re-optimize (run planner again for that).",
@@ -357,6 +355,10 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
         ("days", "Wall-clock (days)", _FMT_PLAIN),
         ("cost_usd", "Training cost (USD)", _FMT_USD),
         ("served_tokens", "Served tokens (count)", _FMT_SCI),
+        ("served_input_tokens", "Served input tokens (count)", _FMT_SCI),
+        ("serve_s_per_token", "Serving device-seconds per output token", _FMT_SCI),
+        ("serve_s_per_input", "Serving device-seconds per input token", _FMT_SCI),
+        ("serve_price", "Serving price (USD per device-hour)", _FMT_USD_CENTS),
         ("usd_per_m", "Serving (USD per million tokens)", "#,##0.0000"),
         ("serve_usd", "Serving cost (USD)", _FMT_USD),
         ("total_cost_usd", "Total cost (USD)", _FMT_USD),
@@ -380,7 +382,10 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
         tdp = f"Inputs!$C${acc_row[(p.gpu, p.price_usd_per_gpu_hour)]}"
         thr = thr_row[(p.gpu, p.precision, p.peak_flops_per_gpu, p.mfu)]
         peak, mfu = f"Inputs!$C${thr}", f"Inputs!$D${thr}"
-        served = p.inference.tokens if p.inference else 0.0
+        inf = p.inference
+        served = inf.tokens if inf and inf.tokens else 0.0
+        serve_price = (inf.usd_per_million_tokens / (inf.gpu_seconds_per_token * 1e6 / 3600.0)) if inf else \
+            p.price_usd_per_gpu_hour
         values: dict[str, Any] = {
             "scenario": _scenario_label(i, row, list(axes)),
             "gpu": p.gpu,
@@ -390,6 +395,10 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
             "loss": p.loss,
             "gpus": p.gpus,
             "served_tokens": served,
+            "served_input_tokens": (inf.input_tokens or 0.0) if inf else 0.0,
+            "serve_s_per_token": inf.gpu_seconds_per_token if inf else 0.0,
+            "serve_s_per_input": inf.gpu_seconds_per_input_token if inf else 0.0,
+            "serve_price": serve_price,
             "binding": ", ".join(p.binding),
             "frontier": "yes" if i in frontier else "",
             "layers": p.shape.get("layers"),
@@ -409,8 +418,9 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
             "hours": f"={c['gpu_hours']}/{c['gpus']}",
             "days": f"={c['hours']}/24",
             "cost_usd": f"={c['gpu_hours']}*{c['price']}",
-            "usd_per_m": f"={c['price']}*2*{c['params']}*1000000/({c['peak']}*{ref['serve_efficiency']}*3600)",
-            "serve_usd": f"={c['served_tokens']}*{c['usd_per_m']}/1000000",
+            "usd_per_m": f"={c['serve_price']}*{c['serve_s_per_token']}*1000000/3600",
+            "serve_usd": f"=({c['served_tokens']}*{c['serve_s_per_token']}+{c['served_input_tokens']}"
+                         f"*{c['serve_s_per_input']})*{c['serve_price']}/3600",
             "total_cost_usd": f"={c['cost_usd']}+{c['serve_usd']}",
             "energy_kwh": f"={c['gpus']}*{tdp}*{ref['power_utilization']}*{c['hours']}*{ref['pue']}/1000",
         }

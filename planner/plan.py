@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner.serving import ServingSummary
+
 
 class ConstraintReport(BaseModel):
     """One named constraint at the optimum.
@@ -26,15 +28,7 @@ class ConstraintReport(BaseModel):
     binding: bool
 
 
-class InferenceCost(BaseModel):
-    """Lifetime serving cost of the planned model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tokens: float
-    cost_usd: float
-    usd_per_million_tokens: float
-    efficiency: float = Field(description="achieved fraction of roofline throughput")
+InferenceCost = ServingSummary  # the serving fleet a plan reports (name kept for the public API)
 
 
 class Alternative(BaseModel):
@@ -131,7 +125,8 @@ class Plan(BaseModel):
     total_cost_usd: float = Field(description="training + serving dollars")
     energy_kwh: float | None = None
     memory_per_gpu_gb: float
-    inference: InferenceCost | None = None
+    inference: ServingSummary | None = Field(default=None, description="the serving fleet and its cost "
+                                             "(planner.serving): devices per replica, batch, $/M tokens, latency")
     binding: list[str]
     shadow_prices: dict[str, float] = Field(description="objective change per +10% of each limit")
     shadow_price_unit: str

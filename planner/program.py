@@ -22,7 +22,12 @@ Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named;
   target_loss   L(N, D_eff) <= target (objectives cost and time)
   unique_tokens D <= epochs·U;  data_params  N <= r·N_opt(U)   (data-constrained plans; the law then sees
                 q·N and m·D_eff with Parameters params_scale q and tokens_scale m)
-Serving dollars for ``inference`` demand: tokens served × $ per token (compute-bound decode, a monomial in N).
+Serving (``inference`` demand, planner.serving): for the serving configuration the chooser picks at the current N
+(accelerator, precision, tensor parallel, batch), dollars per output and input token, TPOT, TTFT and memory per
+serving device are posynomials c1·N + c2·N^(2/3) + c3·N^(1/3) (cost_models.serving_terms; coefficients are
+Parameters refreshed at each solve):
+  dollars       ... + serving dollars(N) <= dollars;  serve_tpot / serve_ttft  TPOT(N), TTFT(N) <= the targets;
+  serve_memory  serving bytes per device(N) <= usable memory of the serving device
 cvxpy is imported here only, so importing the planner package stays cheap.
 """
 
@@ -33,7 +38,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
-from cost_models.inference import usd_per_million_tokens
 from cost_models.training import cost_usd, training_flops
 from laws.base import Law
 
@@ -61,10 +65,13 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "step_time": ("<=", "hours"),
     "unique_tokens": ("<=", "unique tokens (value: unique tokens trained on)"),
     "data_params": ("<=", "params (N_opt of the unique tokens)"),
+    "serve_tpot": ("<=", "seconds per output token (serving)"),
+    "serve_ttft": ("<=", "seconds to first token (serving)"),
+    "serve_memory": ("<=", "bytes per serving device"),
 }
 ALWAYS = frozenset({"throughput", "memory", "replica", "dp_min", "critical_batch", "law_batch"})
 DATA = frozenset({"unique_tokens", "data_params"})
-INTERNAL = ALWAYS | DATA | {"sizing", "law_batch_max", "large_batch"}  # not limits the user gave
+INTERNAL = ALWAYS | DATA | {"sizing", "law_batch_max", "large_batch", "serve_memory"}  # not limits the user gave
 OBJECTIVES = ("loss", "cost", "time")
 SOLVERS = ("CLARABEL", "SCS")
 # The shape-dependent terms as monomials of N (N ∝ layers · width², layers ∝ width under the aspect rule).
@@ -81,7 +88,7 @@ class Structure:
 
     active: frozenset[str]
     objective: str = "loss"
-    inference: bool = False
+    inference: tuple = ()   # serving posynomials present: (name, exponents) pairs, see SERVING_PARTS
     elastic: str | None = None
     bcrit_exponent: float = 1.0
     layout_terms: frozenset[str] = frozenset()   # LayoutNumbers fields that are present (not None)
@@ -129,8 +136,10 @@ class TrainingProgram:
         names = ["price", "goodput", "bstar", "law_batch_coef", "memory", "a_flops", "c_layers_width",
                  "c_attn_width", "c_width", "a_dense", *(["a_expert", "c_moe_layers_width"] if st.moe else []),
                  *sorted(active - ALWAYS - DATA)]
-        if st.inference:
-            names += ["serve_peak", "serve_efficiency", "serve_tokens"]
+        for part, exps in st.inference:
+            names += [f"{part}_{i}" for i in range(len(exps))]
+            if part != "serve_usd":
+                names.append(f"{part}_limit")
         if "data_params" in active:
             names += ["params_scale", "tokens_scale", "unique_tokens", "data_params"]
         names += [f"layout_{f}" for f in sorted(st.layout_terms)]
@@ -159,9 +168,9 @@ class TrainingProgram:
         else:
             loss = law.expr(params=N, tokens=Deff)
         dollars = cost_usd(G * T, p["price"])
-        if st.inference:  # compute-bound serving: 2N FLOPs per token at serve_efficiency × peak
-            per_million = usd_per_million_tokens(p["price"], p["serve_peak"] / (2 * N), p["serve_efficiency"])
-            dollars = dollars + per_million * p["serve_tokens"] / 1e6
+        serving = {part: sum(p[f"{part}_{i}"] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
+        if "serve_usd" in serving:
+            dollars = dollars + serving["serve_usd"]
         beta, gamma = st.batch_exponents
         law_b = p["law_batch_coef"] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
         build = {
@@ -190,6 +199,9 @@ class TrainingProgram:
         }
         names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
         self.constraints = {name: build[name]() for name in sorted(names_all)}
+        for part in serving:
+            if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
+                self.constraints[part] = serving[part] <= p[f"{part}_limit"]
         cons = list(self.constraints.values())
         if s is not None:
             cons.append(s >= 1)

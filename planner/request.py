@@ -30,6 +30,12 @@ ALLOWED: dict[str, str] = {
     "target_loss": "nats/token in (0, 20]",
     "inference_tokens": "tokens served over the model's life in (0, 1e18]",
     "goodput": "a fraction in (0, 1]",
+    "inference_input_tokens": "prompt tokens in [0, 1e19]",
+    "context": "tokens per request in [2, 10,000,000]",
+    "tpot_ms": "milliseconds in (0, 1e6]",
+    "ttft_ms": "milliseconds in (0, 1e7]",
+    "serve_gpu": "an accelerator id (planner gpus)",
+    "serve_precision": "bf16, fp8 or fp4",
     "gpu": "an accelerator id, a comma-separated list of ids, or any",
     "seq_len": "tokens per sequence in [1, 1,048,576]",
     "tensor_parallel": "devices in [1, 64]",
@@ -77,6 +83,14 @@ class PlanRequest(BaseModel):
     objective: Literal["loss", "cost", "time"] = "loss"
     target_loss: float | None = _f(gt=0, le=20, doc="loss to reach (objectives cost and time)")
     inference_tokens: float | None = _f(gt=0, le=1e18, doc="tokens served over the model's life")
+    inference_input_tokens: float | None = _f(ge=0, le=1e19, doc="prompt tokens served over the model's life "
+                                              "(default: inference_tokens × prompt/output of the context)")
+    context: int | None = Field(default=None, ge=2, le=10_000_000, description="prompt + output tokens per request "
+                                "(default 1,280: 1,024 + 256)")
+    tpot_ms: float | None = _f(gt=0, le=1e6, doc="serving target: time per output token, ms")
+    ttft_ms: float | None = _f(gt=0, le=1e7, doc="serving target: time to first token, ms")
+    serve_gpu: str | None = Field(default=None, min_length=1, description="serving accelerator (default: training)")
+    serve_precision: Literal["bf16", "fp8", "fp4"] = Field(default="bf16", description="serving weights and KV dtype")
     goodput: float | None = _f(gt=0, le=1, doc="fraction of paid device-hours that make progress")
     batch_coupling: bool | None = Field(
         default=None, description="couple batch size, critical batch and devices in the program; "
@@ -133,6 +147,10 @@ class PlanRequest(BaseModel):
             raise ValueError("experts: a dense plan (moe off) has 1 expert; drop experts or allow MoE")
         if self.lr_law == "joint-moe-2025" and not self.is_moe:
             raise ValueError("lr_law: joint-moe-2025 is the MoE learning-rate law; use it with moe or experts")
+        serving = ("inference_input_tokens", "context", "tpot_ms", "ttft_ms", "serve_gpu")
+        if self.inference_tokens is None and any(getattr(self, f) is not None for f in serving):
+            field = next(f for f in serving if getattr(self, f) is not None)
+            raise ValueError(f"{field}: applies to serving demand; give inference_tokens too")
         if self.unique_tokens is not None and self.is_moe:
             raise ValueError("unique_tokens: data-constrained plans are dense only (no law joins repetition and MoE)")
         for lo, hi in (("min_params", "max_params"), ("min_tokens", "max_tokens")):

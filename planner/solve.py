@@ -14,7 +14,6 @@ from cost_models.catalog import Accelerator
 from cost_models.cluster import Hardware, Layout, LayoutNumbers, candidate_layouts, layout_numbers, terms_of_shape
 from cost_models.cluster import memory_bytes as _memory_bytes
 from cost_models.cluster import step_seconds as _step_seconds
-from cost_models.inference import DEFAULT_EFFICIENCY
 from cost_models.throughput import DEFAULT_GOODPUT
 from laws.base import Law
 from planner.errors import InfeasiblePlanError, InputError
@@ -83,6 +82,7 @@ class Solved:
     values: dict[str, float]
     structure: Structure
     shape: ModelShape
+    serving: Any = None   # planner.serving.ProgramServing at the solution (None without inference demand)
 
     def estimate(self, objective: str) -> float:
         """The objective at the program's optimum (the loss under the variant's full law)."""
@@ -148,7 +148,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     numbers = numbers_for(request, cand, layout, shape)
     present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
-    inference = request.inference_tokens is not None
+    serving = serving_inputs(request, var, cand, params_hint)
+    inference = serving[0] if serving else ()
     st = Structure(active=active, objective=request.objective, inference=inference, elastic=elastic,
                    bcrit_exponent=1.0 / KAPLAN_ALPHA_B, layout_terms=present, moe=shape.is_moe,
                    batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False)
@@ -165,13 +166,70 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
             values[c] = v * 24.0 if c == "deadline" else v
     if "sizing" in active:
         values["sizing"] = request.sizing_days * 24.0
-    if inference:
-        values.update(serve_peak=cand.peak, serve_efficiency=DEFAULT_EFFICIENCY,
-                      serve_tokens=request.inference_tokens)
+    if serving:
+        values.update(serving[1])
     if var.unique_tokens is not None:
         values.update(unique_tokens=var.epochs * var.unique_tokens, data_params=var.params_limit,
                       params_scale=var.params_scale, tokens_scale=var.tokens_scale)
     return st, values
+
+
+def serving_accelerator(request: PlanRequest, cand: Candidate) -> tuple[Any, float]:
+    """(accelerator, USD per device-hour) that serves the model: ``serve_gpu`` or the training one."""
+    if not request.serve_gpu or request.serve_gpu.strip().lower() == cand.acc.id:
+        return cand.acc, cand.price
+    from cost_models.catalog import CatalogError, load_catalog
+
+    try:
+        acc = load_catalog(request.catalog).get(request.serve_gpu)
+        return acc, acc.price(request.price_tier).usd_per_hour
+    except CatalogError as e:
+        raise InputError("serve_gpu", str(e)) from None
+
+
+def program_serving_at(request: PlanRequest, var: Any, cand: Candidate, params: float):
+    """The serving configuration the chooser picks for the rounded shape at ``params`` and its posynomials in N
+    (planner.serving), or None without inference demand."""
+    from planner.serving import demand_from_request, program_serving
+
+    demand = demand_from_request(request)
+    if demand is None:
+        return None
+    acc, price = serving_accelerator(request, cand)
+    return program_serving(params, demand, accelerator=acc, price=price, precision=request.serve_precision,
+                           count=var.count, experts=var.experts, fixed_exponents=True)
+
+
+def serving_inputs(request: PlanRequest, var: Any, cand: Candidate, params: float):
+    """(structure parts, Parameter values, ProgramServing) for the serving terms at ``params``; None without
+    demand. Parts: serve_usd (dollars), serve_tpot / serve_ttft (seconds, when a target is given) and
+    serve_memory (bytes per serving device)."""
+    from cost_models.serving_terms import merge_terms
+
+    ps = program_serving_at(request, var, cand, params)
+    if ps is None:
+        return None
+    from planner.serving import demand_from_request
+
+    demand = demand_from_request(request)
+    t = ps.terms
+    parts = {"serve_usd": merge_terms(t.usd_terms(demand.tokens, demand.total_input_tokens)["memory"]),
+             "serve_memory": merge_terms(t.memory_bytes_per_device)}
+    limits = {"serve_memory": t.usable_memory_bytes}
+    if demand.tpot_ms:
+        parts["serve_tpot"] = merge_terms(t.tpot_s["memory"])  # the branches are equal at the calibrated θ = 1
+        limits["serve_tpot"] = demand.tpot_ms / 1e3
+    if demand.ttft_ms:
+        parts["serve_ttft"] = merge_terms(t.ttft_s["memory"])
+        limits["serve_ttft"] = demand.ttft_ms / 1e3
+    structure, values = [], {}
+    for name, terms in parts.items():
+        terms = [(c, e) for c, e in terms if c > 0]
+        structure.append((name, tuple(round(e, 12) for _, e in terms)))
+        values.update({f"{name}_{i}": c for i, (c, _) in enumerate(terms)})
+        if name in limits:
+            values[f"{name}_limit"] = limits[name]
+    return tuple(structure), values, ps
 
 
 def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layout: Layout,
@@ -188,8 +246,11 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
             break
         n = sol.params
     assert sol is not None
+    serving = None
+    if sol.status == "optimal" and request.inference_tokens is not None:
+        serving = program_serving_at(request, var, cand, sol.params)
     return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
-                  if sol.status == "optimal" else shape)
+                  if sol.status == "optimal" else shape, serving)
 
 
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:

@@ -20,7 +20,7 @@ from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layo
 from cost_models.training import training_flops
 from planner.request import PlanRequest
 from planner.rounding import COUNTERS, fit_shape
-from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
+from planner.solve import Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
@@ -102,13 +102,25 @@ def _tokens_for_loss(var, n: float, target: float) -> float | None:
     return hi
 
 
-def _serve_cost(request: PlanRequest, cand: Candidate, params: float) -> float:
-    if request.inference_tokens is None:
-        return 0.0
-    from cost_models.inference import DEFAULT_EFFICIENCY, usd_per_million_tokens
+def _serving_point(request: PlanRequest, solved: Solved, shape: ModelShape):
+    """The serving configuration the program planned with, evaluated on the launchable shape (None: no demand)."""
+    if solved.serving is None:
+        return None
+    from cost_models.serving_point import serving_point
+    from planner.serving import demand_from_request
+    from planner.solve import serving_accelerator
 
-    per_million = float(usd_per_million_tokens(cand.price, cand.peak / (2 * params), DEFAULT_EFFICIENCY))
-    return per_million * request.inference_tokens / 1e6
+    acc, price = serving_accelerator(request, solved.cand)
+    return serving_point(shape, acc, solved.serving.choice.config, demand_from_request(request).workload, price)
+
+
+def _serve_cost(request: PlanRequest, solved: Solved, shape: ModelShape) -> float:
+    point = _serving_point(request, solved, shape)
+    if point is None:
+        return 0.0
+    from planner.serving import demand_from_request, serving_dollars
+
+    return serving_dollars(point, demand_from_request(request))
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,19 @@ class _Memo:
         self.var = var
         self.need: dict[tuple[float, float], float | None] = {}
         self.losses: dict[tuple[float, float], tuple[float, float]] = {}
+        self.serving: dict[tuple[int, int], float] = {}
 
     def tokens_for_loss(self, n: float, target: float) -> float | None:
         key = (n, target)
         if key not in self.need:
             self.need[key] = _tokens_for_loss(self.var, n, target)
         return self.need[key]
+
+    def serve_cost(self, request: PlanRequest, solved: Solved, shape: ModelShape) -> float:
+        key = (shape.layers, shape.d_model)
+        if key not in self.serving:
+            self.serving[key] = _serve_cost(request, solved, shape)
+        return self.serving[key]
 
     def loss(self, n: float, deff: float) -> tuple[float, float]:
         """(plan loss, program loss) at (n, deff)."""
@@ -169,7 +188,7 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: flo
     per_token = (c.per_token + c.per_step / batch) / gp
     if request.min_step_seconds:
         per_token = max(per_token, request.min_step_seconds / batch)
-    serve = _serve_cost(request, cand, n_law)
+    serve = memo.serve_cost(request, solved, c.shape)
     upper = []
     if request.budget_flops:
         upper.append(request.budget_flops / (6.0 * n_law))
@@ -400,6 +419,14 @@ def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
         bad.extend(plan.estimate.problems)
     if request.min_step_seconds and plan.hours * 3600 < plan.steps * request.min_step_seconds * (1 - REL_TOL):
         bad.append("min_step_seconds")
+    point = _serving_point(request, solved, plan.shape)
+    if point is not None:  # the serving configuration on the launchable model: memory and latency targets
+        if not point.fits:
+            bad.append("serving memory")
+        if request.tpot_ms is not None and point.tpot_s * 1e3 > request.tpot_ms * (1 + REL_TOL):
+            bad.append(f"tpot_ms: {point.tpot_s * 1e3:.4g} > {request.tpot_ms:.4g}")
+        if request.ttft_ms is not None and point.ttft_s * 1e3 > request.ttft_ms * (1 + REL_TOL):
+            bad.append(f"ttft_ms: {point.ttft_s * 1e3:.4g} > {request.ttft_ms:.4g}")
     numbers = [plan.tokens, plan.hours, plan.cost_usd, plan.loss, plan.flops, plan.batch_tokens]
     if not all(math.isfinite(x) and x > 0 for x in numbers):
         bad.append("a quantity is not a positive finite number")
