@@ -153,11 +153,13 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
     if s.serving is not None:
         from planner.serving import demand_from_request, plan_serving
         from planner.solve import serving_accelerator
+        from planner.whole import _serving_choice
 
         serve_acc, serve_price = serving_accelerator(request, cand)
+        choice = _serving_choice(request, cand, w.shape)  # the chooser on the launchable model
         inference = plan_serving(w.params, demand_from_request(request), accelerator=serve_acc, price=serve_price,
-                                 config=s.serving.choice.config, shape=w.shape)
-        inference = inference.model_copy(update={"binding": s.serving.choice.binding})
+                                 config=choice.config, shape=w.shape)
+        inference = inference.model_copy(update={"binding": choice.binding})
         notes.append(f"serving: {inference.gpus} x {inference.gpu} per replica at batch {inference.batch} "
                      f"({inference.precision}), {inference.tpot_ms:.3g} ms per output token, "
                      f"${inference.usd_per_million_tokens:.3g}/M output tokens (cost_models.serving, calibration in "

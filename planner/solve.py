@@ -201,35 +201,22 @@ def program_serving_at(request: PlanRequest, var: Any, cand: Candidate, params: 
 
 
 def serving_inputs(request: PlanRequest, var: Any, cand: Candidate, params: float):
-    """(structure parts, Parameter values, ProgramServing) for the serving terms at ``params``; None without
-    demand. Parts: serve_usd (dollars), serve_tpot / serve_ttft (seconds, when a target is given) and
-    serve_memory (bytes per serving device)."""
+    """(structure parts, Parameter values, ProgramServing) for the serving dollars at ``params``; None without
+    demand. The configuration (TP degree, batch) is the chooser's for the rounded shape at ``params``: the
+    largest batch that fits and meets the latency targets. It is re-chosen at every anchor of the fixed point
+    and on the launchable shape, so memory and latency are enforced by the chooser, not as fixed-batch
+    constraints (those would pin N at the anchor where the chosen batch fills memory)."""
     from cost_models.serving_terms import merge_terms
+    from planner.serving import demand_from_request
 
     ps = program_serving_at(request, var, cand, params)
     if ps is None:
         return None
-    from planner.serving import demand_from_request
-
     demand = demand_from_request(request)
-    t = ps.terms
-    parts = {"serve_usd": merge_terms(t.usd_terms(demand.tokens, demand.total_input_tokens)["memory"]),
-             "serve_memory": merge_terms(t.memory_bytes_per_device)}
-    limits = {"serve_memory": t.usable_memory_bytes}
-    if demand.tpot_ms:
-        parts["serve_tpot"] = merge_terms(t.tpot_s["memory"])  # the branches are equal at the calibrated θ = 1
-        limits["serve_tpot"] = demand.tpot_ms / 1e3
-    if demand.ttft_ms:
-        parts["serve_ttft"] = merge_terms(t.ttft_s["memory"])
-        limits["serve_ttft"] = demand.ttft_ms / 1e3
-    structure, values = [], {}
-    for name, terms in parts.items():
-        terms = [(c, e) for c, e in terms if c > 0]
-        structure.append((name, tuple(round(e, 12) for _, e in terms)))
-        values.update({f"{name}_{i}": c for i, (c, _) in enumerate(terms)})
-        if name in limits:
-            values[f"{name}_limit"] = limits[name]
-    return tuple(structure), values, ps
+    terms = [(c, e) for c, e in merge_terms(ps.terms.usd_terms(demand.tokens, demand.total_input_tokens)["memory"])
+             if c > 0]
+    structure = (("serve_usd", tuple(round(e, 12) for _, e in terms)),)
+    return structure, {f"serve_usd_{i}": c for i, (c, _) in enumerate(terms)}, ps
 
 
 def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layout: Layout,

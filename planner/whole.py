@@ -12,6 +12,7 @@ every limit wins. ``verify`` re-checks the winner in plain numbers; a plan that 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 from cost_models.architecture import ModelShape
@@ -20,7 +21,7 @@ from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layo
 from cost_models.training import training_flops
 from planner.request import PlanRequest
 from planner.rounding import COUNTERS, fit_shape
-from planner.solve import Solved, batch_law_monomial, lr_law_of
+from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
@@ -102,16 +103,34 @@ def _tokens_for_loss(var, n: float, target: float) -> float | None:
     return hi
 
 
-def _serving_point(request: PlanRequest, solved: Solved, shape: ModelShape):
-    """The serving configuration the program planned with, evaluated on the launchable shape (None: no demand)."""
-    if solved.serving is None:
-        return None
-    from cost_models.serving_point import serving_point
-    from planner.serving import demand_from_request
+_CHOICES: dict[tuple, object] = {}
+_CHOICES_LOCK = threading.Lock()
+
+
+def _serving_choice(request: PlanRequest, cand: Candidate, shape: ModelShape):
+    """The chooser's serving configuration on the launchable shape (the same model and rule as the program's);
+    memoized per (request, accelerator, price, shape)."""
+    from planner.serving import choose_serving, demand_from_request
     from planner.solve import serving_accelerator
 
-    acc, price = serving_accelerator(request, solved.cand)
-    return serving_point(shape, acc, solved.serving.choice.config, demand_from_request(request).workload, price)
+    key = (request.model_dump_json(), cand.acc.id, cand.price, shape)
+    with _CHOICES_LOCK:
+        if key in _CHOICES:
+            return _CHOICES[key]
+    acc, price = serving_accelerator(request, cand)
+    choice = choose_serving(shape, acc, demand_from_request(request), precision=request.serve_precision, price=price)
+    with _CHOICES_LOCK:
+        if len(_CHOICES) > 4096:
+            _CHOICES.clear()
+        _CHOICES[key] = choice
+    return choice
+
+
+def _serving_point(request: PlanRequest, solved: Solved, shape: ModelShape):
+    """The serving configuration evaluated on the launchable shape (None: no demand)."""
+    if solved.serving is None:
+        return None
+    return _serving_choice(request, solved.cand, shape).point
 
 
 def _serve_cost(request: PlanRequest, solved: Solved, shape: ModelShape) -> float:
