@@ -21,6 +21,7 @@ from planner.errors import InfeasiblePlanError, InputError
 from planner.plan import Alternative, Plan
 from planner.request import PlanRequest
 from planner.solve import (
+    FIELD_OF,
     Candidate,
     Solved,
     diagnose,
@@ -320,12 +321,17 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
     if first.sol.status != "optimal":
         raise solver_failure(first.sol)
     solved = [first]
-    for lay in ranked_layouts(request, cand, first.shape, first.sol.batch_tokens, first.sol.devices):
-        if lay == probe:
-            continue
-        s = solve_layout(request, law, var, cand, lay, first.sol.params)
-        if s.sol.status == "optimal":
-            solved.append(s)
+    tried = {first.layout}
+    for _round in range(2):  # the fastest layouts at the best plan so far, solved from its size
+        best = min(solved, key=lambda s: _layout_rank(s, request.objective))
+        for lay in ranked_layouts(request, cand, best.shape, best.sol.batch_tokens, best.sol.devices):
+            if lay in tried:
+                continue
+            tried.add(lay)
+            s = solve_layout(request, law, var, cand, lay, best.sol.params, iterations=3)
+            if s.sol.status == "optimal":
+                solved.append(s)
+                tried.add(s.layout)
     solved.sort(key=lambda s: _layout_rank(s, request.objective))
     return _Ranked(solved)
 
@@ -362,7 +368,15 @@ def plan_of(request: PlanRequest, ranked: list[Solved]) -> Plan:
         if whole is not None:
             return explain(request, s, whole)
     s = ranked[0]
+    # the binding user limits, loosened a little: whole devices and sequences need slightly more than the
+    # continuous optimum (``optimize`` checks each by a re-solve and nudges it further if needed)
+    fixes = {}
+    for name, lam in s.sol.duals.items():
+        field = FIELD_OF.get(name)
+        if lam > 0 and field and name in s.values:
+            v = s.values[name] / 24.0 if name == "deadline" else s.values[name]
+            fixes[field] = v / 1.02 if field.startswith("min_") else v * 1.02
     raise InfeasiblePlanError(
-        "limits", f"the program's optimum ({s.sol.params:.4g} params on {s.sol.devices:.4g} x {s.cand.acc.id}) "
-        "has no whole cluster (devices a multiple of tp x pp, whole sequences per batch) that meets every limit; "
-        "loosen the tightest limit slightly", {})
+        next(iter(fixes), "limits"), f"the program's optimum ({s.sol.params:.4g} params on {s.sol.devices:.4g} x "
+        f"{s.cand.acc.id}) has no whole cluster (devices a multiple of tp x pp, whole sequences per batch) that "
+        "meets every limit", fixes)

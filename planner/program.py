@@ -9,8 +9,8 @@ Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named;
   memory        memory_bytes(N, G; layout) <= usable device memory                (the cluster model)
   replica       tp · pp <= G                 (at least one model replica)
   dp_min        G · micro_batch · seq_len / (tp · pp) <= B   (a micro-batch per data-parallel rank)
-  law_batch     B >= B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D, DeepSeek in C = 6ND;
-                below it the law predicts a worse loss at the same tokens)
+  law_batch     B >= 0.75 · B_law, B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D,
+                DeepSeek in C = 6ND; well below it the law predicts a worse loss, see LAW_BATCH_FLOOR)
   critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law: at the batch law's optimum every token
                 counts; above it processed tokens grow in proportion to the batch, McCandlish et al. 2018's
                 large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law
@@ -78,6 +78,10 @@ SOLVERS = ("CLARABEL", "SCS")
 WIDTH_EXPONENT = 1.0 / 3.0
 LAYERS_WIDTH_EXPONENT = 2.0 / 3.0
 TIE_BREAK = 1e-7
+# Batches down to this fraction of the batch law's optimum count as optimal: Step Law (Li et al. 2025) reports a
+# broad plateau of near-optimal loss around its optimum; 0.75 is an assumption, not a fitted value. It keeps
+# whole batches (a multiple of data-parallel ranks × sequence) from falling off a cliff just below the optimum.
+LAW_BATCH_FLOOR = 0.75
 TERM_COEFFICIENTS = ("a_flops", "c_layers_width", "c_attn_width", "c_moe_layers_width", "c_width", "a_dense",
                      "a_expert")
 
@@ -180,7 +184,7 @@ class TrainingProgram:
             "dp_min": lambda: G * numbers.mb_seq / numbers.mp <= B,
             "critical_batch": lambda: Deff <= D,
             "large_batch": lambda: Deff * B <= D * law_b,
-            "law_batch": lambda: law_b <= B,
+            "law_batch": lambda: LAW_BATCH_FLOOR * law_b <= B,
             "law_batch_max": lambda: B <= law_b,
             "flops": lambda: flops <= lim("flops"),
             "dollars": lambda: dollars <= lim("dollars"),

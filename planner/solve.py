@@ -220,13 +220,17 @@ def serving_inputs(request: PlanRequest, var: Any, cand: Candidate, params: floa
 
 
 def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layout: Layout,
-                 params_hint: float) -> Solved:
-    """Solve with ``layout``; the shape terms are refreshed from the rounded shape until N settles."""
+                 params_hint: float, iterations: int = 4) -> Solved:
+    """Solve with ``layout``; the shape terms are refreshed from the rounded shape until N settles (at most
+    ``iterations`` solves)."""
     active = active_constraints(request, var)
     n = params_hint
     sol = None
-    for _ in range(4):
+    for _ in range(iterations):
         shape = shape_for(var, n, request.seq_len)
+        if shape.heads % layout.tp:  # tensor parallel must split the rounded shape's heads
+            layout = layout.model_copy(update={"tp": max(t for t in (1, 2, 4, 8, 16, 32, 64)
+                                                         if t <= layout.tp and shape.heads % t == 0)})
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:

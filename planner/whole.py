@@ -19,6 +19,7 @@ from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout
 from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layout
 from cost_models.training import training_flops
+from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest
 from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
@@ -226,8 +227,8 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: flo
         upper.append(request.gpu_hours / devices * 3600.0 / per_token)
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
     if beta > 0:
-        upper.append((batch / (coef * n_law**gamma)) ** (1.0 / beta))
-    elif coef * n_law**gamma > batch * (1 + 1e-9):
+        upper.append((batch / (LAW_BATCH_FLOOR * coef * n_law**gamma)) ** (1.0 / beta))
+    elif LAW_BATCH_FLOOR * coef * n_law**gamma > batch * (1 + 1e-9):
         return None
     if request.batch_coupling is False:  # batch fixed at the batch law's optimum: no batch above it
         lo_b = coef * (min(upper) if upper else 1.0) ** beta * n_law**gamma
@@ -278,9 +279,14 @@ def _objective(plan: WholePlan, objective: str) -> float:
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float]) -> set[Layout]:
     """The program's layout, its tp and pp neighbours, and the fastest layout at each target size."""
     cand, lay = solved.cand, solved.layout
+    # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
+    tp_ok = request.tensor_parallel or max(t for t in (1, 2, 4, 8, 16, 32, 64)
+                                           if t <= max(lay.tp, 1) and shape.heads % t == 0)
+    if tp_ok != lay.tp:
+        lay = lay.model_copy(update={"tp": tp_ok})
     out = {lay}
     for tp in (lay.tp // 2, lay.tp * 2):
-        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel:
+        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.heads % tp == 0:
             out.add(lay.model_copy(update={"tp": tp}))
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
@@ -292,7 +298,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         pp *= 2
         seqs_per_rank *= 2
         for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
-            if not request.tensor_parallel or tp == request.tensor_parallel:
+            if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.heads % tp == 0:
                 out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
     for t in targets:
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
@@ -320,6 +326,10 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
             mp_max = min(8, solved.cand.acc.devices_per_node) * min(8, solved.shape.layers)
             cap = max(1.0, sol.sides["law_batch"][0] * mp_max / (lay.micro_batch * request.seq_len))
         targets.append(min(cap, max(1.0, sol.devices * needed_h / sizing_h)))
+    lay = solved.layout
+    per_rank = sol.batch_tokens * lay.tp * lay.pp / (max(sol.devices, 1.0) * lay.micro_batch * request.seq_len)
+    if per_rank < 16:  # a coarse batch: fewer data-parallel ranks may beat the program's device count
+        targets += [sol.devices * f for f in (0.7, 0.5, 0.35, 0.25) if sol.devices * f >= 1]
     scan = _Scan(request, solved)
     scan.add(targets)
     for _ in range(3):  # per-device speed drops with scale: retarget from the launchable plans found so far
@@ -365,10 +375,10 @@ class _Scan:
                         self._batches(c, n_law, sol.batch_tokens)
 
     def _batches(self, c: _Cluster, n_law: float, batch: float) -> None:
-        k_lo = max(1, math.floor(0.6 * batch / c.unit))
-        k_hi = max(k_lo + 1, math.ceil(1.7 * batch / c.unit))
-        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 16 else sorted(
-            {round(k_lo * (k_hi / k_lo) ** (i / 16)) for i in range(17)})
+        k_lo = max(1, math.floor(0.75 * batch / c.unit))
+        k_hi = max(k_lo + 1, math.ceil(1.5 * batch / c.unit))
+        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 10 else sorted(
+            {round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)})
         objective = self.request.objective
         for k in ks:
             plan = evaluate_whole(self.request, self.solved, c, float(k * c.unit), self.memo)
