@@ -91,6 +91,8 @@ def _message(e: Exception) -> str:
     if getattr(e, "relaxations", None) is not None:  # infeasible plan: name the options to relax
         for f in e.relaxations:
             detail = detail.replace(f"{f} from", f"{OPTION_OF.get(f, f)} from")
+            detail = detail.replace(f"raise {f} to", f"raise {OPTION_OF.get(f, f)} to")
+            detail = detail.replace(f"lower {f} to", f"lower {OPTION_OF.get(f, f)} to")
         return f"infeasible: {detail}"
     return f"{OPTION_OF[field]}: {detail}" if field in OPTION_OF else detail
 

@@ -31,7 +31,7 @@ def test_optimize_json_contract():
     assert data["gpu"] == "h100" and data["law"] == "chinchilla-epoch-2024"
     assert data["binding"] == ["flops"]
     assert isinstance(data["shadow_prices"]["flops"], float) and data["shadow_prices"]["flops"] < 0
-    assert data["flops"] == pytest.approx(1e22, rel=1e-6)
+    assert 0.97e22 <= data["flops"] <= 1e22  # the launchable plan: whole shape and steps, never over the budget
     assert data["gpu_hours"] == pytest.approx(data["gpus"] * data["hours"])
 
 
@@ -91,7 +91,7 @@ def test_infeasible_one_line_names_option():
     r = run("optimize", "--dollars", "5e5", "--min-params", "7e10", "--min-tokens", "1.4e12", "--mfu", "0.4")
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1
-    assert "--dollars from $500,000 to $" in r.stderr
+    assert "raise --dollars to $" in r.stderr
 
 
 def test_gpus_and_laws_list():

@@ -49,7 +49,7 @@ def test_gpu_hours_and_cost_follow_from_flops():
 def test_dollars_only_binds_and_spends_the_limit():
     plan = optimize(dollars=1e6)
     assert "dollars" in plan.binding
-    assert 0.99e6 <= plan.cost_usd <= 1e6  # whole devices and steps spend within 1% of the limit
+    assert 0.98e6 <= plan.cost_usd <= 1e6  # whole devices, batches and steps spend within 2% of the limit
     # what $1M buys at the predicted MFU, spent close to Chinchilla-optimally (the step also pays attention and
     # per-step communication, so the split is not exactly the 6ND optimum)
     flops = plan.cost_usd / plan.price_usd_per_gpu_hour * 3600 * plan.peak_flops_per_gpu * plan.mfu * plan.goodput
@@ -65,13 +65,13 @@ def test_tight_deadline_binds_and_raises_devices():
     assert "deadline" not in loose.binding
     assert tight.gpus > loose.gpus
     assert tight.hours <= tight.constraints[[c.name for c in tight.constraints].index("deadline")].limit
-    assert 0.99e6 <= tight.cost_usd <= 1e6
+    assert 0.98e6 <= tight.cost_usd <= 1e6
 
 
 def test_deadline_with_device_cap_costs_loss():
     plan = optimize(dollars=1e7, deadline_days=7, max_gpus=256)
     assert {"deadline", "max_devices"} <= set(plan.binding)
-    assert plan.gpus == 256
+    assert 0.9 * 256 <= plan.gpus <= 256
     assert plan.cost_usd < 1e7  # the money cannot be spent in time
     assert plan.shadow_prices["deadline"] < 0 and plan.shadow_prices["max_devices"] < 0
     assert plan.shadow_prices["dollars"] == 0

@@ -97,9 +97,10 @@ def test_loss_never_rises_when_a_limit_loosens(fields, which):
 
 
 @settings(max_examples=60, deadline=None)
-@given(log_uniform(1e18, 1e30))
+@given(log_uniform(1e18, 1e27))
 def test_sane_numbers_across_budgets(budget):
-    """From 1e18 FLOPs up (below it the smallest shape with a 128k vocabulary is larger than the optimum)."""
+    """From 1e18 FLOPs (below it the smallest shape with a 128k vocabulary is larger than the optimum) to 1e27
+    (beyond it the batch law's optimal batch cannot feed a cluster that finishes)."""
     plan = optimize(budget_flops=budget)
     assert 5 < plan.tokens_per_param < 100  # Chinchilla-like allocation at every scale
     assert plan.loss > 1.8172  # never below the irreducible loss E

@@ -114,7 +114,8 @@ def test_sweep_budgets_by_gpus_matches_fresh_plans():
         fresh = optimize(budget_flops=b, gpu=g)
         assert row["loss"] == pytest.approx(fresh.loss, rel=1e-7)
         assert row["total_cost_usd"] == pytest.approx(fresh.total_cost_usd, rel=2e-3)
-        assert row["loss"] == pytest.approx(closed_form_loss(b), rel=1e-5)  # only the FLOP limit binds
+        assert row["loss"] == pytest.approx(closed_form_loss(b), rel=3e-3)  # only the FLOP limit binds (and the
+        # launchable plan's whole shape and steps)
         assert row["binding"] == "flops"
         assert row["gpu_hours"] == pytest.approx(row["gpus"] * row["hours"])
 
@@ -152,7 +153,8 @@ def test_progress_callback_and_program_reuse():
     sweep(PlanRequest(budget_flops=1e21), budgets="1e19:1e23:5")  # warm the cache for this constraint set
     before = len(program._CACHE)
     sweep(PlanRequest(budget_flops=1e21), budgets="1e19:1e23:40", progress=lambda d, t: calls.append((d, t)))
-    assert len(program._CACHE) == before  # 40 budgets re-solve the one compiled program
+    # 40 budgets re-solve the compiled programs (one per layout structure the search visits): few new ones
+    assert len(program._CACHE) <= before + 4
     assert calls == [(i, 40) for i in range(1, 41)]
 
 
