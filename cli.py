@@ -37,6 +37,9 @@ OPTION_OF = {
     "target_loss": "--target-loss",
     "inference_tokens": "--inference-tokens",
     "goodput": "--goodput",
+    "serve_precision": "--serve-precision",
+    "serve_gpu": "--serve-gpu",
+    "inference_input_tokens": "--inference-input-tokens",
     "batch_coupling": "--batch-coupling",
     "seq_len": "--seq-len",
     "tensor_parallel": "--tensor-parallel",
@@ -208,8 +211,17 @@ def optimize(
     objective: ObjectiveOpt = "loss",
     target_loss: TargetLossOpt = None,
     inference_tokens: Annotated[
-        float | None, typer.Option("--inference-tokens", help="Tokens served over the model's life.")
+        float | None, typer.Option("--inference-tokens", help="Output tokens served over the model's life.")
     ] = None,
+    inference_input_tokens: Annotated[float | None, typer.Option(
+        "--inference-input-tokens", help="Prompt tokens served (default: output tokens × prompt/output).")] = None,
+    context: Annotated[int | None, typer.Option(help="Prompt + output tokens per request (default 1280).")] = None,
+    tpot_ms: Annotated[float | None, typer.Option("--tpot-ms", help="Serving target: ms per output token.")] = None,
+    ttft_ms: Annotated[float | None, typer.Option("--ttft-ms", help="Serving target: ms to first token.")] = None,
+    serve_gpu: Annotated[str | None, typer.Option("--serve-gpu", help="Serving accelerator (default: the "
+                                                                      "training one).")] = None,
+    serve_precision: Annotated[str, typer.Option("--serve-precision", help="Serving weights/KV dtype: bf16, fp8, "
+                                                                           "fp4.")] = "bf16",
     goodput: GoodputOpt = None,
     batch_coupling: BatchCouplingOpt = None,
     seq_len: SeqLenOpt = 4096,
@@ -248,6 +260,8 @@ def optimize(
         inference_tokens=inference_tokens, goodput=goodput, batch_coupling=batch_coupling, seq_len=seq_len,
         tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds, moe=moe, experts=experts,
         max_experts=max_experts, unique_tokens=unique_tokens, max_epochs=max_epochs, lr_law=lr_law,
+        inference_input_tokens=inference_input_tokens, context=context, tpot_ms=tpot_ms, ttft_ms=ttft_ms,
+        serve_gpu=serve_gpu, serve_precision=serve_precision,
     )
     _check_emit(emit, emit_out, as_json)
     plan = run(request)

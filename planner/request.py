@@ -150,7 +150,7 @@ class PlanRequest(BaseModel):
         serving = ("inference_input_tokens", "context", "tpot_ms", "ttft_ms", "serve_gpu")
         if self.inference_tokens is None and any(getattr(self, f) is not None for f in serving):
             field = next(f for f in serving if getattr(self, f) is not None)
-            raise ValueError(f"{field}: applies to serving demand; give inference_tokens too")
+            raise ValueError(f"{field}: applies to serving demand; give inference_tokens (--inference-tokens) too")
         if self.unique_tokens is not None and self.is_moe:
             raise ValueError("unique_tokens: data-constrained plans are dense only (no law joins repetition and MoE)")
         for lo, hi in (("min_params", "max_params"), ("min_tokens", "max_tokens")):
