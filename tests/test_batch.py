@@ -1,6 +1,7 @@
 """Batch size in the joint plan: at least 0.75 of the batch law's optimum (its plateau, planner.program
-LAW_BATCH_FLOOR); above the optimum processed tokens grow in proportion to the batch (McCandlish et al. 2018's large-batch regime), so a deadline buys speed with batch and pays in
-tokens; whole batches are a multiple of data-parallel ranks × micro-batch × sequence."""
+LAW_BATCH_FLOOR); above the optimum processed tokens grow in proportion to the batch (McCandlish et al. 2018's
+large-batch regime), so a deadline buys speed with batch and pays in tokens; whole batches are a multiple of
+data-parallel ranks × micro-batch × sequence."""
 
 import pytest
 
