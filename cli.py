@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from planner_errors import FieldError
+
 # API field -> CLI option, for error messages.
 OPTION_OF = {
     "budget_flops": "--budget",
@@ -75,9 +77,8 @@ NO_LIMIT = (
 )
 
 
-def _message(e: Exception) -> str:
-    field = getattr(e, "field", None)
-    detail = getattr(e, "detail", None) or str(e)
+def _message(e: FieldError) -> str:
+    field, detail = e.field, e.detail or str(e)
     if field == "limits" and detail.startswith("no limit given"):
         return NO_LIMIT
     if getattr(e, "relaxations", None) is not None:  # infeasible plan: name the options to relax
@@ -100,9 +101,7 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
-        except ValueError as e:
-            if not hasattr(e, "field"):
-                raise
+        except FieldError as e:  # every input error of laws, cost_models and planner (planner_errors.py)
             typer.echo(f"error: {_message(e)}".replace("\n", " "), err=True)
             sys.exit(2)
         code = rv if isinstance(rv, int) else 0
@@ -464,8 +463,8 @@ def fit(
     import sys as _sys
     from pathlib import Path
 
-    from laws.fit import FORMS, fit_runs
-    from laws.runs import read_runs
+    from laws.fit import FORMS, FitError, fit_runs
+    from laws.runs import RunsError, read_runs
     from planner.errors import InputError
 
     if form not in FORMS:
@@ -492,10 +491,8 @@ def fit(
         written = None
         if out:
             written = str(result.to_toml(out, law_id or Path(out).stem, samples=True))
-    except ValueError as e:  # RunsError / FitError: line-numbered, one line
-        if hasattr(e, "field"):
-            raise InputError("runs_file", str(e)) from None
-        raise
+    except (RunsError, FitError) as e:  # line-numbered, one line
+        raise InputError("runs_file", str(e)) from None
     if plot_path:
         from planner.plots import plot_fit
 

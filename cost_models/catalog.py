@@ -16,17 +16,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from planner_errors import FieldError
+
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "fp4"]
 PriceTier = Literal["hyperscaler", "gpu_cloud", "committed"]
 PRICE_TIERS: tuple[str, ...] = ("hyperscaler", "gpu_cloud", "committed")
 
 
-class CatalogError(ValueError):
+class CatalogError(FieldError):
     """Bad catalog file or unknown accelerator id; ``field`` names the offending option."""
 
     def __init__(self, message: str, field: str = "gpu"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 class Price(BaseModel):

@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from planner_errors import FieldError
 
-class LawError(ValueError):
+
+class LawError(FieldError):
     """Unknown law id, malformed law file or bad law input; ``field`` names the offending option."""
 
     def __init__(self, message: str, field: str = "law"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)
