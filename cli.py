@@ -239,7 +239,7 @@ def optimize(
     )
     _check_emit(emit, emit_out, as_json)
     plan = run(request)
-    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out):
+    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=law):
         return  # the launcher config went to stdout
     if as_json:
         _emit_json(plan.summary())
@@ -449,13 +449,15 @@ def fit(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.", min=0,
                                            max=100_000)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed for the bootstrap.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes for the bootstrap (the same numbers for any count).",
+                                         min=1, max=256)] = 1,
     budget: Annotated[float | None, typer.Option(help="FLOPs at which to report optimal N, D.")] = None,
     y: Annotated[str | None, typer.Option(help="Power law: the column to fit (e.g. lr, batch_tokens).")] = None,
     x: Annotated[str, typer.Option(help="Power law: comma-separated input columns.")] = "params,tokens",
     out: Annotated[str | None, typer.Option(help="Write the fitted law as a TOML law file.")] = None,
     law_id: Annotated[str | None, typer.Option("--id", help="Law id in the written file.")] = None,
     plot_path: Annotated[str | None, typer.Option(
-        "--plot", help="Write a PNG of the fitted law against the runs (needs planner[plot]).")] = None,
+        "--plot", help="Write a PNG of the fitted law against the runs (needs planner\\[plot]).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Fit a scaling law to your own runs (Huber on log loss from a grid of starts; bootstrap CIs)."""
@@ -473,7 +475,7 @@ def fit(
         raise InputError("budget_flops", f"must be a number of FLOPs in (0, 1e32], got {budget}")
     try:
         runs = read_runs(runs_file)
-        kwargs = {"bootstrap": bootstrap, "seed": seed}
+        kwargs = {"bootstrap": bootstrap, "seed": seed, "workers": workers}
         if form in ("chinchilla", "kaplan"):
             kwargs["budget"] = budget
         if form == "power":
@@ -524,6 +526,30 @@ def fit(
         con.print(f"law written to {written}: use it with `{use}`")
 
 
+@app.command()
+def example(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Where to write the example runs CSV.")] = "runs.csv",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a small SYNTHETIC runs CSV to try `planner fit` on (a known Chinchilla-form law plus noise)."""
+    from importlib import resources
+    from pathlib import Path
+
+    from laws.fit.result import write_atomic
+    from planner.errors import InputError
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise InputError("path", f"{path} exists; pass --force to overwrite it")
+    text = resources.files("laws").joinpath("examples", "runs.csv").read_text(encoding="utf-8")
+    try:
+        write_atomic(target, text)
+    except ValueError as e:
+        raise InputError("path", str(e)) from None
+    typer.echo(f"wrote {path}: 45 synthetic runs (params, tokens, loss) from Besiroglu et al. 2024's Chinchilla "
+               "refit plus 0.5% noise; try `planner fit " + path + "`", err=True)
+
+
 def _console_err():
     from rich.console import Console
 
@@ -537,7 +563,7 @@ OPTION_OF.update({"csv": "--csv", "json_out": "--json-out", "xlsx": "--xlsx", "p
 CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan).")]
 JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file.")]
 XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas).")]
-PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner[plot]).")]
+PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner\\[plot]).")]
 
 
 def _check_emit(emit: str | None, emit_out: str | None, as_json: bool) -> None:
@@ -578,13 +604,14 @@ def _write_exports(target, csv_path, json_out, xlsx_path) -> list[str]:
     return written
 
 
-def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out) -> bool:
-    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout."""
+def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=None) -> bool:
+    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout.
+    ``law``: the --law option as given (a catalog id or a law file), so a fitted law file plots too."""
     written = _write_exports(plan, csv_path, json_out, xlsx_path)
     if plot_path:
         from planner.plots import plot_isoflop
 
-        written.append(str(plot_isoflop(plan, plot_path)))
+        written.append(str(plot_isoflop(plan, plot_path, law=law)))
     to_stdout = False
     if emit:
         text = plan.to_config(emit)

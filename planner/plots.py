@@ -50,7 +50,8 @@ def _law_of(plan: Plan, law: Any = None):
     try:
         return get_law(law or plan.law)
     except LawError as e:
-        raise InputError("law", f"cannot draw isoFLOP curves: {e}") from None
+        hint = "" if law else " (a plan from a law file: pass law=<the file>)"
+        raise InputError("law", f"cannot draw isoFLOP curves: {e}{hint}") from None
 
 
 def isoflop_curves(law: Any, budgets: Sequence[float], *, points: int = 121, span: float = 100.0
