@@ -39,7 +39,7 @@ class Price(BaseModel):
     usd_per_hour: float = Field(gt=0, allow_inf_nan=False)
     source: str = Field(min_length=1)
     date: str = Field(pattern=r"^\d{4}(-\d{2}){0,2}$", description="date of the source page, YYYY[-MM[-DD]]")
-    status: str = Field(min_length=1, description="verification flag: V-vendor, V-2nd, R or estimate")
+    status: str = Field(min_length=1, description="how the price was verified, in words (e.g. vendor pricing page, secondary source, recalled, unverified, estimate)")
     low: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     high: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 

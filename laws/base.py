@@ -32,7 +32,7 @@ class LawInfo:
     """Who published the law, where, and what its symbols count.
 
     ``units`` maps coefficient, input and output names to their units; ``sources`` maps coefficient names to
-    the table/equation they come from with their verification tag (laws.md).
+    the table/equation they come from and how the value was verified (in words).
     """
 
     id: str
