@@ -146,6 +146,11 @@ def _g(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _plural(n: int, word: str) -> str:
+    """'1 node', '2 nodes'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 GpuHoursOpt = Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")]
 MaxGpusOpt = Annotated[int | None, typer.Option("--max-gpus", help="Most devices at once.")]
 LawOpt = Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or a law .toml file.")]
@@ -279,7 +284,7 @@ def _render_plan(plan) -> None:
     rows.append(("model shape", f"{sh['layers']} layers × d_model {sh['d_model']}, {sh['heads']} heads "
                                 f"({sh['kv_heads']} KV), ffn {sh['ffn_hidden']}, vocab {sh['vocab']}"
                                 + (f", {sh['experts']} experts top-{sh['top_k']}" if sh['experts'] > 1 else "")))
-    rows.append(("cluster", f"{par['nodes']} nodes × {par['devices_per_node']}: TP{par['tp']} PP{par['pp']} "
+    rows.append(("cluster", f"{_plural(par['nodes'], 'node')} × {par['devices_per_node']}: TP{par['tp']} PP{par['pp']} "
                             f"DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
                             + f", {par['grad_accum_steps']} micro-batches/step, {par['memory_per_device_gb']:.0f} GB"))
     rows.append(("rounded plan", f"{r.total_params:.4g} params, {r.tokens:.4g} tokens, loss {r.loss:.4g}, "
@@ -298,11 +303,14 @@ def _render_plan(plan) -> None:
     con.print(t)
     if plan.alternatives:
         a = Table(title=f"Alternatives by {plan.objective}")
-        for col in ("gpu", "precision", "experts", "epochs", plan.objective, "loss", "cost $", "hours"):
+        extra = plan.objective != "loss"  # the objective's own column, unless it is the loss column
+        for col in ("gpu", "precision", "experts", "epochs", *((plan.objective,) if extra else ()), "loss", "cost $",
+                    "hours"):
             a.add_column(col)
         for alt in plan.alternatives[:10]:
             a.add_row(alt.gpu, alt.precision, str(alt.experts), "" if alt.epochs is None else f"{alt.epochs:g}",
-                      f"{alt.objective_value:.4g}", f"{alt.loss:.4g}", f"{alt.cost_usd:,.0f}", f"{alt.hours:,.1f}")
+                      *((f"{alt.objective_value:.4g}",) if extra else ()), f"{alt.loss:.4g}", f"{alt.cost_usd:,.0f}",
+                      f"{alt.hours:,.1f}")
         con.print(a)
     c = Table(title=f"Constraints (shadow price = {plan.shadow_price_unit})")
     for col in ("constraint", "limit", "value", "slack", "binds", "Δ per +10%"):
@@ -514,9 +522,12 @@ def fit(
                   "-" if math.isnan(lo) else f"[{lo:.4g}, {hi:.4g}]")
     con = _console()
     con.print(t)
+    from laws.fit import DERIVED_MEANING
+
     for k, v in result.derived.items():
         lo_hi = result.derived_ci95.get(k)
-        con.print(f"{k} = {v:.4g}" + (f"  95% [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
+        meaning = f"  [dim]({DERIVED_MEANING[k]})[/dim]" if k in DERIVED_MEANING else ""
+        con.print(f"{k} = {v:.4g}" + (f"  95% [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else "") + meaning)
     for k, v in result.stats.items():
         con.print(f"[dim]{k} = {v:.4g}[/dim]")
     for d in list(result.diagnostics) + list(runs.warnings):
@@ -881,11 +892,14 @@ def laws_eval(
              "non_embedding_params": non_embedding_params, "noise_scale": noise_scale, "min_steps": min_steps,
              "min_tokens": min_tokens}
     values = laws.evaluate(law, output, **{k: v for k, v in given.items() if v is not None})
+    units = laws.describe(law).get("units", {})
     if as_json:
-        _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values})
+        _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values,
+                    "units": {k: units.get(k, "") for k in values}})
         return
     for k, v in values.items():
-        typer.echo(f"{k} = {v:.6g}")
+        unit = units.get(k, "")
+        typer.echo(f"{k} = {v:.6g}" + (f" {unit}" if unit else ""))
 
 
 def _get_law(law_id: str):
