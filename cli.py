@@ -288,7 +288,7 @@ def _render_plan(plan) -> None:
                             f"DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
                             + f", {par['grad_accum_steps']} micro-batches/step, {par['memory_per_device_gb']:.0f} GB"))
     rows.append(("rounded plan", f"{r.total_params:.4g} params, {r.tokens:.4g} tokens, loss {r.loss:.4g}, "
-                                 f"{r.gpus:,} devices, {r.hours:,.1f} h, ${r.cost_usd:,.0f}"))
+                                 f"{_plural(r.gpus, 'device')}, {r.hours:,.1f} h, ${r.cost_usd:,.0f}"))
     if plan.unique_tokens is not None:
         rows.append(("data", f"{plan.epochs:.3g} epochs over {plan.unique_tokens:.3g} unique tokens"))
     if plan.inference:

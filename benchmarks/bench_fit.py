@@ -7,8 +7,8 @@ Measured in one run, so the ratios hold on a noisy shared machine:
    (``--before REV``, default the commit before the fit was split and pruned; its ``laws/fit.py`` is read with
    ``git show`` into a temporary module), and vs a plain per-start scipy L-BFGS-B loop on a subsample of
    starts (scaled). Prints times, ratios and the objective difference (target: <= 1e-9 relative).
-2. Scaling: synthetic runs (n = 240 ... ``--max-runs``), full grid; time per run should stay flat (linear),
-   with the peak traced memory of each fit.
+2. Scaling: synthetic runs (n = 240 ... ``--max-runs``), full grid; CPU time per run should stay flat or fall
+   (linear), and the process's peak memory stays bounded (blocks of at most 8,192 problem x run elements).
 3. 1,000 bootstrap refits with ``workers=1`` and ``workers=2``: times and whether the samples are identical.
 
 Run from the repository root: ``python benchmarks/bench_fit.py [--synthetic] [--before REV] [--max-runs N]``.
@@ -22,11 +22,11 @@ import csv
 import importlib.util
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +85,23 @@ def load_before(rev: str):
     return mod
 
 
+CPU: list[float] = []  # CPU seconds of the last timed() call (best of its repeats)
+
+
 def timed(fn, repeat: int = 1):
-    """(best time of ``repeat`` calls, last result)."""
-    best, out = math.inf, None
+    """(best wall time of ``repeat`` calls, last result); the matching CPU time goes to CPU[-1]."""
+    best, cpu, out = math.inf, math.inf, None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    CPU.append(cpu)
     return best, out
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def scipy_loop(N, D, L, every: int):
@@ -125,13 +134,18 @@ def main(argv=None) -> None:
     print(f"data: {label}; start grid 4,500 (Hoffmann et al. 2022 App. D.2); Huber delta 1e-3, summed\n")
 
     t_new, new = timed(lambda: F.fit_chinchilla(N, D, L), args.repeat)
-    print(f"after : fit_chinchilla, full grid          {t_new:7.3f} s   objective {new.objective!r}")
+    c_new = CPU[-1]
+    print(f"after : fit_chinchilla, full grid          {t_new:7.3f} s ({c_new:.3f} s CPU)   objective "
+          f"{new.objective!r}")
     old_mod = load_before(args.before)
     if old_mod is not None:
         t_old, old = timed(lambda: old_mod.fit_chinchilla(N, D, L), args.repeat)
         rel = (new.objective - old.objective) / old.objective
-        print(f"before: {args.before} fit_chinchilla, full grid {t_old:7.3f} s   objective {old.objective!r}")
-        print(f"        speed-up before/after {t_old / t_new:.1f}x; objective after - before = {rel:+.1e} relative "
+        c_old = CPU[-1]
+        print(f"before: {args.before} fit_chinchilla, full grid {t_old:7.3f} s ({c_old:.3f} s CPU)   objective "
+              f"{old.objective!r}")
+        print(f"        speed-up before/after {t_old / t_new:.1f}x wall, {c_old / c_new:.1f}x CPU; objective after - "
+              f"before = {rel:+.1e} relative "
               f"({'same optimum' if abs(rel) <= 1e-9 else 'DIFFERENT'} at 1e-9)")
     per_start, f_loop = scipy_loop(N, D, L, max(1, args.loop_every))
     t_loop = per_start * 4500
@@ -139,22 +153,20 @@ def main(argv=None) -> None:
           f"{t_loop:.1f} s = {t_loop / t_new:.0f}x the fit; its best objective {f_loop!r}\n")
 
     print("scaling (synthetic runs, full grid):")
-    print(f"{'runs':>9} {'time s':>8} {'µs per run':>11} {'vs 240':>7} {'peak MB':>8}" +
+    print(f"{'runs':>9} {'time s':>8} {'CPU s':>7} {'µs per run':>11} {'vs 240':>7} {'max RSS MB':>10}" +
           ("  before: time s" if old_mod is not None else ""))
     base = None
     for n in sorted({240, 2400, 24_000, args.max_runs}):
         if n > args.max_runs:
             continue
         Ns, Ds, Ls = synthetic(n, seed=1)
-        tracemalloc.start()
         t, _ = timed(lambda Ns=Ns, Ds=Ds, Ls=Ls: F.fit_chinchilla(Ns, Ds, Ls))
-        peak = tracemalloc.get_traced_memory()[1] / 1e6
-        tracemalloc.stop()
-        base = base or t / n
-        line = f"{n:>9,} {t:8.2f} {1e6 * t / n:11.1f} {t / n / base:7.2f} {peak:8.1f}"
+        cpu = CPU[-1]
+        base = base or cpu / n
+        line = f"{n:>9,} {t:8.2f} {cpu:7.2f} {1e6 * cpu / n:11.1f} {cpu / n / base:7.2f} {max_rss_mb():10.0f}"
         if old_mod is not None and n <= 2400:
             t_o, _ = timed(lambda Ns=Ns, Ds=Ds, Ls=Ls: old_mod.fit_chinchilla(Ns, Ds, Ls))
-            line += f"  {t_o:8.2f} ({t_o / t:.1f}x)"
+            line += f"  {t_o:8.2f} ({CPU[-1] / cpu:.1f}x CPU)"
         print(line, flush=True)
 
     B = args.bootstrap

@@ -212,3 +212,27 @@ def test_to_law_is_the_law_file(tmp_path):
         res.predict(params=1e9)
     assert e.value.field == "tokens"
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp file
+
+
+# ------------------------------------------------------------------------ the shipped example runs
+
+
+def test_example_runs_are_the_generator_output_and_recover_the_law():
+    import importlib.util
+    from importlib import resources
+    from pathlib import Path
+
+    from laws.runs import parse_runs
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_example_runs.py"
+    spec = importlib.util.spec_from_file_location("make_example_runs", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    shipped = resources.files("laws").joinpath("examples", "runs.csv").read_text(encoding="utf-8")
+    assert shipped == mod.text()  # regenerate with scripts/make_example_runs.py after changing it
+    assert "SYNTHETIC" in shipped.splitlines()[0]
+    runs = parse_runs(shipped)
+    res = F.fit_runs(runs, "chinchilla", bootstrap=200, seed=0)
+    for k, v in {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}.items():
+        lo, hi = res.ci95[k]
+        assert lo <= v <= hi, (k, v, lo, hi)

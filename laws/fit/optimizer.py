@@ -21,7 +21,7 @@ class Prune:
     objective reached so far, keeping at least the ``keep`` best. For a multistart of ONE problem only
     (the objectives must be comparable). Objectives must be >= 0 (sums of Huber losses are)."""
 
-    checkpoints: tuple[int, ...] = (10, 15, 20, 30, 40, 60, 80, 120)
+    checkpoints: tuple[int, ...] = (5, 10, 15, 20, 30, 40, 60, 80, 120)
     factor: float = 5.0
     keep: int = 32
 
