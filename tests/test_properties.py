@@ -105,15 +105,16 @@ def test_loss_never_rises_when_a_limit_loosens(fields, data):
 
 @settings(max_examples=60, deadline=None)
 @given(log_uniform(1e15, 1e30))
-def test_budget_only_plans_are_the_closed_form_optimum(budget):
-    """Only a FLOP budget: the plan is the law's compute-optimal point, Hoffmann et al. 2022 eq. 4, written
-    out here with the default law's constants (Besiroglu et al. 2024, v2 table)."""
+def test_budget_only_plans_are_bounded_by_the_closed_form_optimum(budget):
+    """No plan beats the law's unconstrained optimum at its FLOPs (Hoffmann et al. 2022 eq. 4, written out here
+    with the default law's constants, Besiroglu et al. 2024 v2 table); batch overhead and rounding cost it at most
+    10% between 1e18 and 1e26 FLOPs."""
     E, A, B, alpha, beta = 1.8172, 482.01, 2085.43, 0.3478, 0.3658
     plan = optimize(budget_flops=budget)
     g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
     n = g * (budget / 6) ** (beta / (alpha + beta))
-    d = budget / (6 * n)
-    assert plan.params == pytest.approx(n, rel=2e-3)  # the loss is flat at its minimum: the solver's N wanders
-    assert plan.tokens == pytest.approx(d, rel=2e-3)
-    assert plan.loss == pytest.approx(E + A / n**alpha + B / d**beta, rel=1e-7)
-    assert plan.flops == pytest.approx(budget, rel=1e-6)
+    best = E + A / n**alpha + B / (budget / (6 * n)) ** beta
+    assert plan.loss >= best * (1 - 1e-9)
+    if 1e18 <= budget <= 1e26:
+        assert plan.loss <= best * 1.10
+    assert plan.flops <= budget * (1 + 1e-6)
