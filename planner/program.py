@@ -9,9 +9,12 @@ Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named;
   memory        memory_bytes(N, G; layout) <= usable device memory                (the cluster model)
   replica       tp · pp <= G                 (at least one model replica)
   dp_min        G · micro_batch · seq_len / (tp · pp) <= B   (a micro-batch per data-parallel rank)
-  critical_batch  D_eff · (1 + B / B_crit(L)) <= D, B_crit(L) = B*·L^(−1/alpha_B)  (McCandlish et al. 2018;
-                  Kaplan et al. 2020 eq. 5.3 — a posynomial raised to a positive power, still log-log convex)
-  law_batch     B >= k · D^beta · N^gamma   (the batch law's optimum: Step Law in D, DeepSeek in C = 6ND)
+  law_batch     B >= B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D, DeepSeek in C = 6ND;
+                below it the law predicts a worse loss at the same tokens)
+  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law: at the batch law's optimum every token
+                counts; above it processed tokens grow in proportion to the batch, McCandlish et al. 2018's
+                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law
+                (without batch coupling the batch is fixed at B_law: law_batch_max B <= B_law)
   flops         6ND <= budget;  dollars  G·T·price (+ serving) <= dollars;  gpu_hours  G·T <= limit
   deadline      T <= hours;  sizing  T <= sizing hours (no deadline: a cluster size, not a user limit)
   max_devices   G <= limit;  min/max_params, min/max_tokens   bounds on N and D
@@ -50,7 +53,8 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "min_params": (">=", "params"),
     "min_tokens": (">=", "tokens"),
     "target_loss": ("<=", "nats/token"),
-    "critical_batch": ("<=", "tokens (processed >= effective × (1 + B/B_crit))"),
+    "critical_batch": ("<=", "tokens (processed >= effective)"),
+    "large_batch": ("<=", "tokens (processed >= effective × batch / the batch law's optimum)"),
     "dp_min": ("<=", "tokens per batch (one micro-batch per data-parallel rank)"),
     "law_batch": (">=", "tokens per batch (the batch law's optimum)"),
     "law_batch_max": ("<=", "tokens per batch (fixed at the batch law's optimum)"),
@@ -60,7 +64,7 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
 }
 ALWAYS = frozenset({"throughput", "memory", "replica", "dp_min", "critical_batch", "law_batch"})
 DATA = frozenset({"unique_tokens", "data_params"})
-INTERNAL = ALWAYS | DATA | {"sizing", "law_batch_max"}  # not limits the user gave
+INTERNAL = ALWAYS | DATA | {"sizing", "law_batch_max", "large_batch"}  # not limits the user gave
 OBJECTIVES = ("loss", "cost", "time")
 SOLVERS = ("CLARABEL", "SCS")
 # The shape-dependent terms as monomials of N (N ∝ layers · width², layers ∝ width under the aspect rule).
@@ -164,8 +168,8 @@ class TrainingProgram:
             "memory": lambda: memory_bytes(terms, numbers, G) <= lim("memory"),
             "replica": lambda: numbers.mp <= G,
             "dp_min": lambda: G * numbers.mb_seq / numbers.mp <= B,
-            "critical_batch": lambda: (Deff + Deff * B * loss**st.bcrit_exponent / p["bstar"] <= D if st.coupled
-                                       else Deff <= D),
+            "critical_batch": lambda: Deff <= D,
+            "large_batch": lambda: Deff * B <= D * law_b,
             "law_batch": lambda: law_b <= B,
             "law_batch_max": lambda: B <= law_b,
             "flops": lambda: flops <= lim("flops"),
@@ -183,7 +187,7 @@ class TrainingProgram:
             "unique_tokens": lambda: D <= lim("unique_tokens"),
             "data_params": lambda: N <= lim("data_params"),
         }
-        names_all = active | ALWAYS | (set() if st.coupled else {"law_batch_max"})
+        names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
         self.constraints = {name: build[name]() for name in sorted(names_all)}
         cons = list(self.constraints.values())
         if s is not None:

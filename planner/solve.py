@@ -28,7 +28,7 @@ from planner.program import (
     get_program,
 )
 from planner.request import PlanRequest, hours_to_days
-from planner.rounding import fit_shape
+from planner.rounding import COUNTERS, fit_shape
 
 # Critical batch B_crit(L) = B*·L^(−1/alpha_B), Kaplan et al. 2020 eq. 1.4 / 5.3 and Table 5 (B* 2.1e8 tokens,
 # alpha_B 0.21). L is the plan's predicted loss under the chosen law.
@@ -136,8 +136,6 @@ def lr_law_of(request: PlanRequest) -> str:
 
 def active_constraints(request: PlanRequest, var: Any) -> frozenset[str]:
     active = {c for f, c in LIMIT_FIELDS.items() if getattr(request, f) is not None}
-    if request.deadline_days is None and request.objective != "time":
-        active.add("sizing")
     if var.unique_tokens is not None:
         active |= DATA
     return frozenset(active)
@@ -157,7 +155,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     values: dict[str, float] = {
         "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
         "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
-        **term_coefficients(shape, params_hint),
+        # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
+        **term_coefficients(shape, float(COUNTERS[var.count](shape))),
     }
     values.update({f"layout_{f}": float(getattr(numbers, f)) for f in present})
     for f, c in LIMIT_FIELDS.items():
@@ -185,10 +184,6 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         shape = shape_for(var, n, request.seq_len)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
-        if sol.status != "optimal" and "sizing" in active:  # sizing is a preference, never a reason to fail
-            active = active - {"sizing"}
-            st, values = program_inputs(request, var, cand, layout, shape, n, active)
-            sol = get_program(law, st).solve(values)
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
             break
         n = sol.params
