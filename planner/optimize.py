@@ -44,7 +44,7 @@ EPOCH_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.
               64.0, 96.0, 128.0, 256.0, 512.0, 1000.0)
 PARAMS_RATIO_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
-# What each law form's N counts, for rounding to a shape (as their papers state: Chinchilla/Epoch and Muennighoff count total
+# What each law form's N counts, for rounding (per their papers: Chinchilla/Epoch and Muennighoff count total
 # params including embeddings; Kaplan counts non-embedding params; Joint MoE counts active params incl. embeddings).
 _PARAMS_COUNT = {"chinchilla": "total", "kaplan": "non_embedding", "muennighoff": "total", "joint-moe": "active"}
 
