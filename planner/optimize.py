@@ -326,8 +326,16 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
         s = solve_layout(request, law, var, cand, lay, first.sol.params)
         if s.sol.status == "optimal":
             solved.append(s)
-    solved.sort(key=lambda s: s.estimate(request.objective))
+    solved.sort(key=lambda s: _layout_rank(s, request.objective))
     return _Ranked(solved)
+
+
+def _layout_rank(s: Solved, objective: str) -> tuple:
+    """Objective first (to 1e-7 relative: layouts often tie, e.g. when only FLOPs bind), then the device-seconds
+    the layout needs for its plan, so ties go to the most efficient layout, the same one on every call."""
+    est = s.estimate(objective)
+    needed = s.sol.sides.get("throughput", (math.inf, 0.0))[0] * s.sol.devices
+    return (round(math.log(est) * 1e7) if est > 0 else est, needed, s.layout.label())
 
 
 class _Ranked(list):

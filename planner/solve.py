@@ -195,6 +195,8 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
     """The most memory-frugal layout of the search: full recomputation, ZeRO-3, tp up to 8 in a node."""
     tp = request.tensor_parallel or min(8, cand.acc.devices_per_node)
+    if request.max_gpus:  # one replica must fit in the devices allowed
+        tp = min(tp, 2 ** int(math.log2(request.max_gpus)))
     ep = min(2 ** int(math.log2(experts)), 64) if experts > 1 else 1
     return Layout(tp=tp, pp=1, recompute="full", zero_stage=3, ep=ep)
 
@@ -209,6 +211,8 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
     for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
                                  tp=request.tensor_parallel):
         if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or shape.heads % lay.tp:
+            continue
+        if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
             continue
         n = numbers_for(request, cand, lay, shape)
         b = max(batch, devices * n.mb_seq / n.mp)

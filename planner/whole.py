@@ -23,6 +23,7 @@ from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
+SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
 
 
 @dataclass
@@ -52,8 +53,9 @@ class WholePlan:
 
 
 def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | None) -> list[int]:
-    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp."""
-    mp = layout.tp * layout.pp
+    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp;
+    for MoE multiples of tp·pp·ep, so that ep divides the data-parallel ranks."""
+    mp = layout.tp * layout.pp * layout.ep
     out = set()
     for unit in (mp, math.lcm(mp, per_node)):
         lo = max(1, math.floor(g / unit)) * unit
@@ -245,6 +247,15 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
             out.add(lay.model_copy(update={"pp": pp}))
+    # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
+    seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
+    pp = lay.pp
+    while seqs_per_rank < 16 and pp * 2 <= min(shape.layers, 64):
+        pp *= 2
+        seqs_per_rank *= 2
+        for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
+            if not request.tensor_parallel or tp == request.tensor_parallel:
+                out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
     for t in targets:
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
         if near:
@@ -258,58 +269,103 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
 
 def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     """The best launchable plan near the program's optimum (None if no neighbour meets every limit)."""
-    sol, cand = solved.sol, solved.cand
-    per_node = cand.acc.devices_per_node
-    best: WholePlan | None = None
-    memo, best_deff = _Memo(solved.var), {}
+    sol = solved.sol
     sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_hours
     targets = [sol.devices]
+    cap = math.inf
     if sizing_h is not None and "throughput" in sol.sides:
         # the fewest devices that finish within the sizing horizon, but no more than the batch law's optimal
         # batch can feed (more data-parallel ranks would force a larger batch and cost tokens)
         needed_h = sol.sides["throughput"][0] / (3600.0 * (request.goodput or 0.90))
-        g_size = max(1.0, sol.devices * needed_h / sizing_h)
         lay = solved.layout
-        if "law_batch" in sol.sides:
-            g_size = min(g_size, max(1.0, sol.sides["law_batch"][0] * lay.tp * lay.pp /
-                                     (lay.micro_batch * request.seq_len)))
-        targets.append(g_size)
-    for shape, n_law in shape_candidates(solved, request):
-        for lay in _layouts_near(request, solved, shape, targets):
-            for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
-                c = _cluster(request, solved, shape, n_law, lay, g)
-                if c is None:
-                    continue
-                k_lo = max(1, math.floor(0.6 * sol.batch_tokens / c.unit))
-                k_hi = max(k_lo + 1, math.ceil(1.7 * sol.batch_tokens / c.unit))
-                ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 16 else sorted(
-                    {round(k_lo * (k_hi / k_lo) ** (i / 16)) for i in range(17)})
-                for k in ks:
-                    plan = evaluate_whole(request, solved, c, float(k * c.unit), memo)
-                    if plan is None:
-                        continue
-                    if request.objective == "loss":  # the law only for plans that could win on tokens
-                        top = best_deff.get(n_law)
-                        if top is not None and plan.effective_tokens < top * (1 - 1e-9) and best is not None:
-                            continue
-                        best_deff[n_law] = max(top or 0.0, plan.effective_tokens)
-                        plan.loss, plan.program_loss = memo.loss(n_law, plan.effective_tokens)
-                    if best is None or _rank(plan, request.objective, sizing_h) < _rank(best, request.objective,
-                                                                                       sizing_h):
-                        best = plan
+        if "law_batch" in sol.sides:  # with the deepest model parallelism the search may use
+            mp_max = min(8, solved.cand.acc.devices_per_node) * min(8, solved.shape.layers)
+            cap = max(1.0, sol.sides["law_batch"][0] * mp_max / (lay.micro_batch * request.seq_len))
+        targets.append(min(cap, max(1.0, sol.devices * needed_h / sizing_h)))
+    scan = _Scan(request, solved)
+    scan.add(targets)
+    for _ in range(3):  # per-device speed drops with scale: retarget from the launchable plans found so far
+        best = scan.choose(sizing_h)
+        if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
+            break
+        fastest = min(scan.near(), key=lambda p: p.hours)
+        g = min(cap, fastest.devices * fastest.hours / sizing_h * 1.05)
+        if g <= fastest.devices * 1.01:
+            break
+        scan.add([g])
+    best = scan.choose(sizing_h, max_devices=cap * 1.2)
     if best is None:
         return None
-    best.estimate = evaluate_layout(best.shape, best.layout, cand.hw, batch_tokens=best.batch_tokens,
+    best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
                                     devices=best.devices, mfu=request.mfu)
     return best if not verify(request, solved, best) else None
 
 
+class _Scan:
+    """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch."""
+
+    def __init__(self, request: PlanRequest, solved: Solved):
+        self.request, self.solved = request, solved
+        self.pool: list[WholePlan] = []
+        self.best: WholePlan | None = None
+        self.memo, self.best_deff = _Memo(solved.var), {}
+        self.seen: set[tuple] = set()
+        self.shapes = shape_candidates(solved, request)
+
+    def add(self, targets: list[float]) -> None:
+        request, solved, sol = self.request, self.solved, self.solved.sol
+        per_node = solved.cand.acc.devices_per_node
+        for shape, n_law in self.shapes:
+            for lay in _layouts_near(request, solved, shape, targets):
+                for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
+                    key = (shape.layers, shape.d_model, lay, g)
+                    if key in self.seen:
+                        continue
+                    self.seen.add(key)
+                    c = _cluster(request, solved, shape, n_law, lay, g)
+                    if c is not None:
+                        self._batches(c, n_law, sol.batch_tokens)
+
+    def _batches(self, c: _Cluster, n_law: float, batch: float) -> None:
+        k_lo = max(1, math.floor(0.6 * batch / c.unit))
+        k_hi = max(k_lo + 1, math.ceil(1.7 * batch / c.unit))
+        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 16 else sorted(
+            {round(k_lo * (k_hi / k_lo) ** (i / 16)) for i in range(17)})
+        objective = self.request.objective
+        for k in ks:
+            plan = evaluate_whole(self.request, self.solved, c, float(k * c.unit), self.memo)
+            if plan is None:
+                continue
+            if objective == "loss":  # the law only for plans that could win on tokens
+                top = self.best_deff.get(n_law)
+                if top is not None and plan.effective_tokens < top * 0.95 and self.best is not None:
+                    continue  # 5% fewer effective tokens is well past SIZING_TOLERANCE in loss
+                self.best_deff[n_law] = max(top or 0.0, plan.effective_tokens)
+                plan.loss, plan.program_loss = self.memo.loss(n_law, plan.effective_tokens)
+            self.pool.append(plan)
+            if self.best is None or _objective(plan, objective) < _objective(self.best, objective):
+                self.best = plan
+
+    def near(self) -> list[WholePlan]:
+        """Plans within SIZING_TOLERANCE of the best objective."""
+        top = _objective(self.best, self.request.objective) * (1 + SIZING_TOLERANCE)
+        return [p for p in self.pool if _objective(p, self.request.objective) <= top]
+
+    def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
+        """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
+        devices than ``max_devices`` for the sake of sizing alone)."""
+        if self.best is None:
+            return None
+        near = [p for p in self.near() if p.devices <= max_devices] or self.near()
+        return min(near, key=lambda p: _rank(p, self.request.objective, sizing_h))
+
+
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
-    """Objective first (in steps of 0.03%), then finishing within the sizing horizon, then the exact objective
-    and dollars: sizing never costs more than 0.03% of the objective."""
+    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars
+    (or, when none finishes in time, the soonest), then the objective: sizing never costs more than 0.1% of the
+    objective."""
     late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
-    obj = _objective(plan, objective)
-    return (round(math.log(obj) / 3e-4) if obj > 0 else obj, late, obj, plan.total_cost_usd, plan.devices)
+    return (late, plan.hours if late else plan.total_cost_usd, _objective(plan, objective), plan.devices)
 
 
 def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:

@@ -100,11 +100,12 @@ def test_loss_never_rises_when_a_limit_loosens(fields, data):
     looser = dict(fields)
     looser[which] = fields[which] * 2
     after = optimize(**looser)
-    assert after.loss <= base.loss * (1 + 1e-6)
+    # the launchable plan moves within rounding to whole shapes, devices and steps
+    assert after.loss <= base.loss * (1 + 1e-3)
 
 
 @settings(max_examples=60, deadline=None)
-@given(log_uniform(1e15, 1e30))
+@given(log_uniform(1e18, 1e30))
 def test_budget_only_plans_are_bounded_by_the_closed_form_optimum(budget):
     """No plan beats the law's unconstrained optimum at its FLOPs (Hoffmann et al. 2022 eq. 4, written out here
     with the default law's constants, Besiroglu et al. 2024 v2 table); batch overhead and rounding cost it at most
@@ -117,4 +118,4 @@ def test_budget_only_plans_are_bounded_by_the_closed_form_optimum(budget):
     assert plan.loss >= best * (1 - 1e-9)
     if 1e18 <= budget <= 1e26:
         assert plan.loss <= best * 1.10
-    assert plan.flops <= budget * (1 + 1e-6)
+    assert budget * 0.95 <= plan.flops <= budget * (1 + 1e-9)
