@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from planner_errors import FieldError
+
 # API field -> CLI option, for error messages.
 OPTION_OF = {
     "budget_flops": "--budget",
@@ -86,9 +88,8 @@ NO_LIMIT = (
 )
 
 
-def _message(e: Exception) -> str:
-    field = getattr(e, "field", None)
-    detail = getattr(e, "detail", None) or str(e)
+def _message(e: FieldError) -> str:
+    field, detail = e.field, e.detail or str(e)
     if field == "limits" and detail.startswith("no limit given"):
         return NO_LIMIT
     if getattr(e, "relaxations", None) is not None:  # infeasible plan: name the options to relax
@@ -113,9 +114,7 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
-        except ValueError as e:
-            if not hasattr(e, "field"):
-                raise
+        except FieldError as e:  # every input error of laws, cost_models and planner (planner_errors.py)
             typer.echo(f"error: {_message(e)}".replace("\n", " "), err=True)
             sys.exit(2)
         code = rv if isinstance(rv, int) else 0
@@ -158,6 +157,11 @@ def _emit_json(obj: Any) -> None:
 
 def _g(x: float) -> str:
     return f"{x:.4g}"
+
+
+def _plural(n: int, word: str) -> str:
+    """'1 node', '2 nodes'."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 GpuHoursOpt = Annotated[float | None, typer.Option("--gpu-hours", help="Device-hours limit.")]
@@ -265,7 +269,7 @@ def optimize(
     )
     _check_emit(emit, emit_out, as_json)
     plan = run(request)
-    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out):
+    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=law):
         return  # the launcher config went to stdout
     if as_json:
         _emit_json(plan.summary())
@@ -308,8 +312,7 @@ def _render_plan(plan) -> None:
     rows.append(("model shape", f"{sh['layers']} layers × d_model {sh['d_model']}, {sh['heads']} heads "
                                 f"({sh['kv_heads']} KV), ffn {sh['ffn_hidden']}, vocab {sh['vocab']}"
                                 + (f", {sh['experts']} experts top-{sh['top_k']}" if sh['experts'] > 1 else "")))
-    nodes = par["nodes"]
-    rows.append(("cluster", f"{nodes} node{'s' if nodes != 1 else ''} × {par['devices_per_node']}: TP{par['tp']} "
+    rows.append(("cluster", f"{_plural(par['nodes'], 'node')} × {par['devices_per_node']}: TP{par['tp']} "
                             f"PP{par['pp']} DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
                             + f", {par['recompute']} recompute, ZeRO-{par['zero_stage']}, "
                             f"{par['grad_accum_steps']} micro-batches/step"))
@@ -331,11 +334,14 @@ def _render_plan(plan) -> None:
     con.print(t)
     if plan.alternatives:
         a = Table(title=f"Alternatives by {plan.objective}")
-        for col in ("gpu", "precision", "experts", "epochs", plan.objective, "loss", "cost $", "hours"):
+        extra = plan.objective != "loss"  # the objective's own column, unless it is the loss column
+        for col in ("gpu", "precision", "experts", "epochs", *((plan.objective,) if extra else ()), "loss", "cost $",
+                    "hours"):
             a.add_column(col)
         for alt in plan.alternatives[:10]:
             a.add_row(alt.gpu, alt.precision, str(alt.experts), "" if alt.epochs is None else f"{alt.epochs:g}",
-                      f"{alt.objective_value:.4g}", f"{alt.loss:.4g}", f"{alt.cost_usd:,.0f}", f"{alt.hours:,.1f}")
+                      *((f"{alt.objective_value:.4g}",) if extra else ()), f"{alt.loss:.4g}", f"{alt.cost_usd:,.0f}",
+                      f"{alt.hours:,.1f}")
         con.print(a)
     c = Table(title=f"Constraints (shadow price = {plan.shadow_price_unit})")
     for col in ("constraint", "limit", "value", "slack", "binds", "Δ per +10%"):
@@ -512,13 +518,15 @@ def fit(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.", min=0,
                                            max=100_000)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed for the bootstrap.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes for the bootstrap (the same numbers for any count).",
+                                         min=1, max=256)] = 1,
     budget: Annotated[float | None, typer.Option(help="FLOPs at which to report optimal N, D.")] = None,
     y: Annotated[str | None, typer.Option(help="Power law: the column to fit (e.g. lr, batch_tokens).")] = None,
     x: Annotated[str, typer.Option(help="Power law: comma-separated input columns.")] = "params,tokens",
     out: Annotated[str | None, typer.Option(help="Write the fitted law as a TOML law file.")] = None,
     law_id: Annotated[str | None, typer.Option("--id", help="Law id in the written file.")] = None,
     plot_path: Annotated[str | None, typer.Option(
-        "--plot", help="Write a PNG of the fitted law against the runs (needs planner[plot]).")] = None,
+        "--plot", help="Write a PNG of the fitted law against the runs (needs planner\\[plot]).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     backtest: Annotated[bool, typer.Option(
         "--backtest", help="Fit on the lowest-compute runs, predict the held-out largest (each form).")] = False,
@@ -534,8 +542,8 @@ def fit(
     import sys as _sys
     from pathlib import Path
 
-    from laws.fit import FORMS, fit_runs
-    from laws.runs import read_runs
+    from laws.fit import FORMS, FitError, fit_runs
+    from laws.runs import RunsError, read_runs
     from planner.errors import InputError
 
     if form not in FORMS:
@@ -546,7 +554,7 @@ def fit(
         raise InputError("holdout", f"must be a share in (0, 1), got {holdout}")
     try:
         runs = read_runs(runs_file)
-        kwargs = {"bootstrap": bootstrap, "seed": seed}
+        kwargs = {"bootstrap": bootstrap, "seed": seed, "workers": workers}
         if form in ("chinchilla", "kaplan"):
             kwargs["budget"] = budget
         if form == "power":
@@ -564,10 +572,8 @@ def fit(
         written = None
         if out:
             written = str(result.to_toml(out, law_id or Path(out).stem, samples=True))
-    except ValueError as e:  # RunsError / FitError: line-numbered, one line
-        if hasattr(e, "field"):
-            raise InputError("runs_file", str(e)) from None
-        raise
+    except (RunsError, FitError) as e:  # line-numbered, one line
+        raise InputError("runs_file", str(e)) from None
     if plot_path:
         from planner.plots import plot_fit
 
@@ -589,9 +595,12 @@ def fit(
                   "-" if math.isnan(lo) else f"[{lo:.4g}, {hi:.4g}]")
     con = _console()
     con.print(t)
+    from laws.fit import DERIVED_MEANING
+
     for k, v in result.derived.items():
         lo_hi = result.derived_ci95.get(k)
-        con.print(f"{k} = {v:.4g}" + (f"  95% [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
+        meaning = f"  [dim]({DERIVED_MEANING[k]})[/dim]" if k in DERIVED_MEANING else ""
+        con.print(f"{k} = {v:.4g}" + (f"  95% [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else "") + meaning)
     for k, v in result.stats.items():
         con.print(f"[dim]{k} = {v:.4g}[/dim]")
     for d in list(result.diagnostics) + list(runs.warnings):
@@ -656,6 +665,30 @@ def _render_backtest(bt) -> None:
         con.print(f"[dim]note: {n}[/dim]")
 
 
+@app.command()
+def example(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Where to write the example runs CSV.")] = "runs.csv",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a small SYNTHETIC runs CSV to try `planner fit` on (a known Chinchilla-form law plus noise)."""
+    from importlib import resources
+    from pathlib import Path
+
+    from laws.fit.result import write_atomic
+    from planner.errors import InputError
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise InputError("path", f"{path} exists; pass --force to overwrite it")
+    text = resources.files("laws").joinpath("examples", "runs.csv").read_text(encoding="utf-8")
+    try:
+        write_atomic(target, text)
+    except ValueError as e:
+        raise InputError("path", str(e)) from None
+    typer.echo(f"wrote {path}: 45 synthetic runs (params, tokens, loss) from Besiroglu et al. 2024's Chinchilla "
+               "refit plus 0.5% noise; try `planner fit " + path + "`", err=True)
+
+
 def _console_err():
     from rich.console import Console
 
@@ -669,7 +702,7 @@ OPTION_OF.update({"csv": "--csv", "json_out": "--json-out", "xlsx": "--xlsx", "p
 CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan).")]
 JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file.")]
 XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas).")]
-PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner[plot]).")]
+PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner\\[plot]).")]
 
 
 def _check_emit(emit: str | None, emit_out: str | None, as_json: bool) -> None:
@@ -710,13 +743,14 @@ def _write_exports(target, csv_path, json_out, xlsx_path) -> list[str]:
     return written
 
 
-def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out) -> bool:
-    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout."""
+def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=None) -> bool:
+    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout.
+    ``law``: the --law option as given (a catalog id or a law file), so a fitted law file plots too."""
     written = _write_exports(plan, csv_path, json_out, xlsx_path)
     if plot_path:
         from planner.plots import plot_isoflop
 
-        written.append(str(plot_isoflop(plan, plot_path)))
+        written.append(str(plot_isoflop(plan, plot_path, law=law)))
     to_stdout = False
     if emit:
         text = plan.to_config(emit)
@@ -1084,11 +1118,14 @@ def laws_eval(
              "non_embedding_params": non_embedding_params, "noise_scale": noise_scale, "min_steps": min_steps,
              "min_tokens": min_tokens}
     values = laws.evaluate(law, output, **{k: v for k, v in given.items() if v is not None})
+    units = laws.describe(law).get("units", {})
     if as_json:
-        _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values})
+        _emit_json({"law": law.id, "inputs": {k: v for k, v in given.items() if v is not None}, "outputs": values,
+                    "units": {k: units.get(k, "") for k in values}})
         return
     for k, v in values.items():
-        typer.echo(f"{k} = {v:.6g}")
+        unit = units.get(k, "")
+        typer.echo(f"{k} = {v:.6g}" + (f" {unit}" if unit else ""))
 
 
 def _get_law(law_id: str):

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from planner_errors import FieldError
+
 Dtype = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "fp4"]
 PriceTier = Literal["hyperscaler", "gpu_cloud", "committed"]
 PRICE_TIERS: tuple[str, ...] = ("hyperscaler", "gpu_cloud", "committed")
@@ -28,12 +30,11 @@ DEFAULT_SCALEOUT_GBS = 50.0
 PCIE4_X16_BIDIR_GBS = 64.0
 
 
-class CatalogError(ValueError):
+class CatalogError(FieldError):
     """Bad catalog file or unknown accelerator id; ``field`` names the offending option."""
 
     def __init__(self, message: str, field: str = "gpu"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 class Price(BaseModel):
@@ -45,7 +46,8 @@ class Price(BaseModel):
     usd_per_hour: float = Field(gt=0, allow_inf_nan=False)
     source: str = Field(min_length=1)
     date: str = Field(pattern=r"^\d{4}(-\d{2}){0,2}$", description="date of the source page, YYYY[-MM[-DD]]")
-    status: str = Field(min_length=1, description="verification flag: V-vendor, V-2nd, R or estimate")
+    status: str = Field(min_length=1, description="how the price was verified, in words: vendor pricing page, "
+                        "secondary source, recalled, unverified, or estimate")
     low: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     high: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 

@@ -60,7 +60,7 @@ class CalibrationRun(BaseModel):
     total_params: float | None = Field(default=None, gt=0)
     tokens: float = Field(gt=0)
     accelerator: str = Field(description="catalog id (tpu-v3 is not in the catalog)")
-    peak_tflops: float = Field(gt=0, description="dense bf16/fp16 peak used for MFU (runs.md §0)")
+    peak_tflops: float = Field(gt=0, description="dense bf16/fp16 datasheet peak used for MFU")
     gpu_hours: float = Field(gt=0)
     gpu_hours_status: str
     moe: bool = False

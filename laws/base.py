@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from planner_errors import FieldError
 
-class LawError(ValueError):
+
+class LawError(FieldError):
     """Unknown law id, malformed law file or bad law input; ``field`` names the offending option."""
 
     def __init__(self, message: str, field: str = "law"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LawInfo:
     """Who published the law, where, and what its symbols count.
 
     ``units`` maps coefficient, input and output names to their units; ``sources`` maps coefficient names to
-    the table/equation they come from with their verification tag (laws.md).
+    the table/equation they come from and how the value was verified (in words).
     """
 
     id: str

@@ -1,5 +1,5 @@
 """Steps/tokens trade-off of data-parallel training: McCandlish et al. 2018, "An Empirical Model of Large-Batch
-Training" (arXiv 1812.06162), as used by Kaplan et al. 2020 eqs. 5.1-5.5; laws.md §13.
+Training" (arXiv 1812.06162), as used by Kaplan et al. 2020 eqs. 5.1-5.5.
 
 (S/S_min - 1)(E/E_min - 1) = 1 with E = B·S tokens processed, equivalently
 

@@ -1,10 +1,10 @@
 """Optimal learning-rate and batch-size power laws (all monomials, so all DGP).
 
-- ``deepseek`` form, DeepSeek LLM (Bi et al. 2024, arXiv 2401.02954, §3, laws.md §4), in compute C = M·D FLOPs
+- ``deepseek`` form, DeepSeek LLM (Bi et al. 2024, arXiv 2401.02954, §3), in compute C = M·D FLOPs
   with M = non-embedding FLOPs per token including attention (:func:`deepseek_flops_per_token`):
   eta_opt = k_lr·C^a_lr (eq. 1), B_opt = k_batch·C^a_batch tokens (eq. 1), M_opt = k_M·C^a_M FLOPs/token and
   D_opt = k_D·C^a_D tokens (§3.2). Primary output: learning_rate.
-- ``steplaw`` form, Step Law (Li et al. 2025, arXiv 2503.04715, laws.md §5), N non-embedding params, D tokens:
+- ``steplaw`` form, Step Law (Li et al. 2025, arXiv 2503.04715), N non-embedding params, D tokens:
   eta = k_lr·N^a_lr_params·D^a_lr_tokens, B = k_batch·D^a_batch tokens. Primary output: learning_rate.
 Exponents are stored with their signs (eta falls with C: a_lr = -0.125).
 """

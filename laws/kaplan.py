@@ -15,12 +15,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from laws.base import Law, Output
 
 
 def kaplan_loss(params, tokens, Nc, Dc, alpha_N, alpha_D):
     """Loss (nats/token) for non-embedding ``params`` N and ``tokens`` D; numpy or cvxpy (log-log convex)."""
     return ((Nc / params) ** (alpha_N / alpha_D) + Dc / tokens) ** alpha_D
+
+
+def kaplan_log_terms(log_params, log_tokens, log_Nc, log_Dc, alpha_N, alpha_D):
+    """The joint law in log space: log L = alpha_D·logsumexp(t_N, t_D) with t_N = (alpha_N/alpha_D)·(log Nc -
+    log N) and t_D = log Dc - log D. Returns (t_N, t_D) (numpy broadcasting)."""
+    return (alpha_N / alpha_D) * (log_Nc - log_params), log_Dc - log_tokens
+
+
+def kaplan_log_loss(params, tokens, Nc, Dc, alpha_N, alpha_D):
+    """log L of :func:`kaplan_loss`, computed stably (log-sum-exp); numpy."""
+    t_n, t_d = kaplan_log_terms(np.log(params), np.log(tokens), np.log(Nc), np.log(Dc), alpha_N, alpha_D)
+    return alpha_D * np.logaddexp(t_n, t_d)
+
+
+def kaplan_compute_optimal(flops, Nc, Dc, alpha_N, alpha_D):
+    """Loss-optimal N and D of :func:`kaplan_loss` under 6·N·D = ``flops``, vectorized over coefficients.
+
+    Minimizing (Nc/N)^p + 6·Dc·N/C over N (p = alpha_N/alpha_D) gives N^(p+1) = p·Nc^p·C/(6·Dc), computed in
+    logs. Returns a dict: ``params``, ``tokens`` = C/(6N), exponents ``a`` = 1/(p+1) (N_opt ∝ C^a) and
+    ``b`` = p/(p+1) (D_opt ∝ C^b).
+    """
+    p = np.asarray(alpha_N, dtype=float) / np.asarray(alpha_D, dtype=float)
+    flops = np.asarray(flops, dtype=float)
+    params = np.exp((np.log(p) + p * np.log(Nc) + np.log(flops / 6.0) - np.log(Dc)) / (p + 1.0))
+    return {"params": params, "tokens": flops / (6.0 * params), "a": 1.0 / (p + 1.0), "b": p / (p + 1.0)}
 
 
 def kaplan_learning_curve(params, steps, Nc_S, Sc, alpha_N_S, alpha_S):
@@ -60,6 +87,12 @@ class KaplanLaw(Law):
 
     def formula(self, params, tokens, Nc, Dc, alpha_N, alpha_D):
         return kaplan_loss(params, tokens, Nc, Dc, alpha_N, alpha_D)
+
+    def compute_optimal(self, flops):
+        """Loss-optimal (params, tokens) of L(N, D) under 6·N·D = flops (:func:`kaplan_compute_optimal`)."""
+        c = self.coefficients
+        opt = kaplan_compute_optimal(flops, c["Nc"], c["Dc"], c["alpha_N"], c["alpha_D"])
+        return opt["params"], opt["tokens"]
 
     def formula_loss_at_steps(self, params, steps, Nc_S, Sc, alpha_N_S, alpha_S):
         return kaplan_learning_curve(params, steps, Nc_S, Sc, alpha_N_S, alpha_S)

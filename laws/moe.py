@@ -1,5 +1,5 @@
 """Mixture-of-Experts laws: Ludziejewski et al. 2025, "Joint MoE Scaling Laws: Mixture of Experts Can Be Memory
-Efficient" (ICML 2025, arXiv 2502.05172), laws.md §8c.
+Efficient" (ICML 2025, arXiv 2502.05172).
 
 Loss (eq. 6), N_act = active parameters INCLUDING embedding and unembedding, D tokens, E experts (top-1):
 

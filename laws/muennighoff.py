@@ -1,4 +1,5 @@
-"""Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (arXiv 2305.16264), laws.md §7.
+"""Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (arXiv 2305.16264; NeurIPS 2023), eqs. 5-6
+and the authors' code (github.com/huggingface/datablations, README "Parametric Fit").
 
 L(N, D, U) = E + A/N'^alpha + B/D'^beta with effective unique tokens and parameters
 
@@ -8,8 +9,9 @@ L(N, D, U) = E + A/N'^alpha + B/D'^beta with effective unique tokens and paramet
     U_N = min(N, N_opt(U_D)),  R_N = N/U_N - 1,  N' = U_N + U_N·R_N*·(1 - exp(-R_N/R_N*))
 
 N_opt(U) = G·(U·G)^(beta/alpha), G = (alpha·A/(beta·B))^(1/(alpha+beta)), is the base Chinchilla law's
-compute-optimal N for U tokens. For D >= U this is the authors' formula (their R_D = max(D/U - 1, 0)); for
-D < U the law counts only the D unique tokens actually seen. The exp and min make it non-DGP; at a FIXED number
+compute-optimal N for U tokens. A run of D < U tokens sees only D unique tokens, so U_D = min(U, D): the
+authors' definition (datablations README ``scaling_law``, which asserts U <= D, and its ``optimal_allocation``,
+which passes U = min(U_BASE, D)). The exp and min make it non-DGP; at a FIXED number
 of epochs D/U_D, though, D' = m·D with a constant m (:meth:`MuennighoffLaw.effective_tokens_multiplier`), and
 while N <= N_opt(D/epochs) (a monomial bound, :meth:`params_limit`) N' = N, so the law is of Chinchilla form
 (:meth:`at_epochs`) and a planner can enumerate epochs, one geometric program each.
@@ -23,38 +25,58 @@ from typing import ClassVar
 import numpy as np
 
 from laws.base import Law, LawError, LawInfo, Output
-from laws.chinchilla import ChinchillaLaw
+from laws.chinchilla import ChinchillaLaw, allocation_constant
 
 _BASE = ("E", "A", "B", "alpha", "beta")
 _ALL = _BASE + ("R_D_star", "R_N_star")
 _NOT_DGP = "exp and min in the effective tokens/params; enumerate epochs with at_epochs(epochs)"
 
 
-def _g(A, B, alpha, beta):
-    return (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-
-
 def optimal_params_for_tokens(tokens, A, B, alpha, beta):
     """The base law's compute-optimal N for D tokens: G·(D·G)^(beta/alpha) (a monomial in D)."""
-    g = _g(A, B, alpha, beta)
+    g = allocation_constant(A, B, alpha, beta)
     return g * (tokens * g) ** (beta / alpha)
+
+
+def unique_tokens_seen(tokens, unique_tokens):
+    """U_D = min(U, D): unique tokens a run of D tokens sees (the authors' ``U = min(U_BASE, D)``)."""
+    return np.minimum(unique_tokens, tokens)
+
+
+def repeated(count, base):
+    """R = count/base - 1, the repeats beyond the first pass (0 when count <= base)."""
+    return np.maximum(count / base - 1.0, 0.0)
+
+
+def discounted(base, repeats, r_star):
+    """base + base·R*·(1 - exp(-R/R*)): eq. 5 / 6 of Muennighoff et al. 2023 (repeats worth less and less)."""
+    return base + base * r_star * (1.0 - np.exp(-repeats / r_star))
+
+
+def discounted_dlog_rstar(base, repeats, r_star):
+    """d/d(log R*) of :func:`discounted` (for fitting R* in log space)."""
+    x = np.exp(-repeats / r_star)
+    return base * (r_star * (1.0 - x) - repeats * x)
 
 
 def effective_tokens(tokens, unique_tokens, R_D_star):
     """D' = U_D + U_D·R_D*·(1 - exp(-R_D/R_D*)), U_D = min(U, D), R_D = D/U_D - 1."""
-    u = np.minimum(unique_tokens, tokens)
-    r_d = tokens / u - 1.0
-    return u + u * R_D_star * (1.0 - np.exp(-r_d / R_D_star))
+    u = unique_tokens_seen(tokens, unique_tokens)
+    return discounted(u, repeated(tokens, u), R_D_star)
+
+
+def params_base(params, unique_tokens, A, B, alpha, beta, tokens=None):
+    """U_N = min(N, N_opt(U_D)): the params the unique data supports (U_D = min(U, D) when ``tokens`` is given)."""
+    u = unique_tokens if tokens is None else unique_tokens_seen(tokens, unique_tokens)
+    return np.minimum(params, optimal_params_for_tokens(u, A, B, alpha, beta))
 
 
 def effective_params(params, unique_tokens, A, B, alpha, beta, R_N_star, tokens=None):
     """N' = U_N + U_N·R_N*·(1 - exp(-R_N/R_N*)), U_N = min(N, N_opt(U_D)), R_N = N/U_N - 1.
 
     U_D = min(U, D) when ``tokens`` D is given, else U."""
-    u = unique_tokens if tokens is None else np.minimum(unique_tokens, tokens)
-    u_n = np.minimum(params, optimal_params_for_tokens(u, A, B, alpha, beta))
-    r_n = params / u_n - 1.0
-    return u_n + u_n * R_N_star * (1.0 - np.exp(-r_n / R_N_star))
+    u_n = params_base(params, unique_tokens, A, B, alpha, beta, tokens=tokens)
+    return discounted(u_n, repeated(params, u_n), R_N_star)
 
 
 def muennighoff_loss(params, tokens, unique_tokens, E, A, B, alpha, beta, R_D_star, R_N_star):

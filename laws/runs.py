@@ -21,17 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+from planner_errors import FieldError
+
 REQUIRED = ("params", "tokens", "loss")
 OPTIONAL = ("unique_tokens", "flops", "batch_tokens", "lr")
 COLUMNS = REQUIRED + OPTIONAL
 
 
-class RunsError(ValueError):
+class RunsError(FieldError):
     """A runs file that cannot be used; ``field`` names the offending column (or ``file`` / ``rows``)."""
 
     def __init__(self, message: str, field: str = "file"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from planner_errors import FieldError
 
-class InputError(ValueError):
+
+class InputError(FieldError):
     """A request field is out of range or unknown. ``field`` is the API field name, ``detail`` the reason."""
 
     def __init__(self, field: str, detail: str):
-        super().__init__(f"{field}: {detail}")
-        self.field = field
-        self.detail = detail
+        super().__init__(f"{field}: {detail}", field, detail)
 
 
 class InfeasiblePlanError(InputError):

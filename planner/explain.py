@@ -12,7 +12,7 @@ from cost_models.throughput import energy_kwh
 from planner.hyperparams import law_batch_tokens, law_hyperparameters
 from planner.plan import ConstraintReport, Plan, RoundedPlan
 from planner.program import CONSTRAINTS, DATA, INTERNAL, get_program
-from planner.request import PlanRequest
+from planner.request import PlanRequest, hours_to_days
 from planner.solve import Solved, critical_batch_tokens, lr_law_of
 from planner.whole import WholePlan
 
@@ -131,13 +131,13 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         mfu_source = (f"predicted by the cluster model for {w.layout.label()} on {w.devices} x {acc.id} "
                       "(cost_models.cluster; calibration in docs/calibration.md)")
     if request.deadline_days is None and request.objective != "time":
-        if w.hours <= request.sizing_days * 24 * (1 + 1e-6):
+        if w.hours <= request.sizing_hours * (1 + 1e-6):
             notes.append(f"no deadline given: cluster sized to finish within {request.sizing_days:g} days "
                          "(sizing only, not a limit)")
         else:
             notes.append(f"no deadline given: finishing within {request.sizing_days:g} days would take more "
                          "devices than the batch law's optimal batch can feed or a worse objective; the plan runs "
-                         f"{w.hours / 24:.0f} days (pass --deadline-days to bound it)")
+                         f"{hours_to_days(w.hours):.0f} days (pass --deadline-days to bound it)")
     if var.unique_tokens is not None:
         notes.append(f"data: {w.tokens / var.unique_tokens:.3g} epochs over {var.unique_tokens:.3g} unique tokens; "
                      "loss from the full Muennighoff law (grid of epochs x params ratio)")
@@ -193,7 +193,7 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         tensor_parallel=w.layout.tp, flops=w.flops, loss=w.loss, loss_ci=loss_ci, gpu=acc.id, gpu_name=acc.name,
         precision=cand.precision, peak_flops_per_gpu=cand.peak, mfu=mfu, mfu_source=mfu_source, goodput=goodput,
         price_usd_per_gpu_hour=cand.price, price_source=cand.price_source, gpus=w.devices, hours=w.hours,
-        days=w.hours / 24.0, gpu_hours=w.gpu_hours, cost_usd=w.cost_usd, total_cost_usd=w.total_cost_usd,
+        days=hours_to_days(w.hours), gpu_hours=w.gpu_hours, cost_usd=w.cost_usd, total_cost_usd=w.total_cost_usd,
         energy_kwh=energy, memory_per_gpu_gb=w.estimate.memory_bytes / 1e9, inference=inference, binding=binding,
         shadow_prices=shadow, shadow_price_unit=_SHADOW_UNIT[request.objective], constraints=reports,
         solver=sol.solver, status=sol.status, notes=notes, total_params=rounded.total_params,
@@ -210,7 +210,7 @@ def _limit_values(request: PlanRequest, w: WholePlan) -> dict[str, tuple[float, 
     """(limit, value) of every user limit at the launchable plan."""
     pairs = {
         "budget_flops": (request.budget_flops, w.flops), "dollars": (request.dollars, w.total_cost_usd),
-        "gpu_hours": (request.gpu_hours, w.gpu_hours), "deadline_days": (request.deadline_days, w.hours / 24.0),
+        "gpu_hours": (request.gpu_hours, w.gpu_hours), "deadline_days": (request.deadline_days, hours_to_days(w.hours)),
         "max_gpus": (request.max_gpus, float(w.devices)), "max_params": (request.max_params, w.params),
         "min_params": (request.min_params, w.params), "max_tokens": (request.max_tokens, w.tokens),
         "min_tokens": (request.min_tokens, w.tokens), "target_loss": (request.target_loss, w.program_loss),

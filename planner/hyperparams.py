@@ -1,6 +1,6 @@
 """Learning rate, warmup, schedule and the law-optimal batch for a plan.
 
-Laws (laws.md §4, §5, §8c; coefficients and citations in the law catalog):
+Laws (DeepSeek LLM 2024 §3, Step Law 2025, Joint MoE 2025 eq. 8; coefficients and citations in the law catalog):
 - ``steplaw-2025`` (default, dense): eta = 1.79·N^-0.713·D^0.307 with N non-embedding params; B_opt = 0.58·D^0.571
   tokens (Li et al. 2025, Step Law).
 - ``deepseek-2024``: eta = 0.3118·C^-0.125, B_opt = 0.2920·C^0.3271 tokens, C in FLOPs (Bi et al. 2024, eq. 1).

@@ -38,14 +38,14 @@ _PRECISIONS = ("bf16", "fp16", "fp8")
 _NATIVE = ("bf16", "fp16")
 
 
-# Data-constrained grid (Muennighoff et al. 2023, laws.md §7): epochs over the unique tokens, and params as a
+# Data-constrained grid (Muennighoff et al. 2023, eqs. 5-6): epochs over the unique tokens, and params as a
 # multiple r of N_opt(U), the params the unique data supports. Repeated tokens lose value with R_D* ≈ 15 epochs
 # and excess params with R_N* ≈ 5, so both grids are roughly geometric and stop where the law saturates.
 EPOCH_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 24.0, 32.0, 40.0, 48.0,
               64.0, 96.0, 128.0, 256.0, 512.0, 1000.0)
 PARAMS_RATIO_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
-# What each law form's N counts, for rounding to a shape (laws.md: Chinchilla/Epoch and Muennighoff count total
+# What each law form's N counts, for rounding (per their papers: Chinchilla/Epoch and Muennighoff count total
 # params including embeddings; Kaplan counts non-embedding params; Joint MoE counts active params incl. embeddings).
 _PARAMS_COUNT = {"chinchilla": "total", "kaplan": "non_embedding", "muennighoff": "total", "joint-moe": "active"}
 

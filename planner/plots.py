@@ -50,7 +50,8 @@ def _law_of(plan: Plan, law: Any = None):
     try:
         return get_law(law or plan.law)
     except LawError as e:
-        raise InputError("law", f"cannot draw isoFLOP curves: {e}") from None
+        hint = "" if law else " (a plan from a law file: pass law=<the file>)"
+        raise InputError("law", f"cannot draw isoFLOP curves: {e}{hint}") from None
 
 
 def isoflop_curves(law: Any, budgets: Sequence[float], *, points: int = 121, span: float = 100.0
@@ -98,9 +99,13 @@ def plot_isoflop(plan: Plan, path: str | Path, *, budgets: Sequence[float] | Non
     return _save(fig, path, field)
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
 def plot_pareto(result: SweepResult, path: str | Path, *, field: str = "plot") -> Path:
     """Two panels from a sweep: loss vs total dollars and wall-clock hours vs total dollars; every feasible
-    point in grey, the Pareto frontier as a line."""
+    point with one marker and colour per accelerator (legend), the Pareto frontier as a line."""
     plt = _pyplot()
     if not result.rows:
         raise InputError(field, "the sweep has no feasible points to plot")
@@ -108,11 +113,13 @@ def plot_pareto(result: SweepResult, path: str | Path, *, field: str = "plot") -
     labels = {"loss": "predicted loss (nats/token)", "hours": "wall-clock (hours)",
               "total_cost_usd": "total cost (USD)"}
     for ax, (name, (x, y)) in zip(axes, FRONTIERS.items(), strict=True):
-        xs = [r[x] for r in result.rows]
-        ys = [r[y] for r in result.rows]
-        ax.scatter(xs, ys, s=12, color="lightgrey", label="all points")
+        gpus = list(dict.fromkeys(str(r.get("gpu", "")) for r in result.rows))
+        for k, gpu in enumerate(gpus):
+            pts = [r for r in result.rows if str(r.get("gpu", "")) == gpu]
+            ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=16, marker=_MARKERS[k % len(_MARKERS)],
+                       color=_COLORS[k % len(_COLORS)], alpha=0.6, label=gpu or "points")
         front = result.frontier(name)
-        ax.plot([r[x] for r in front], [r[y] for r in front], "-o", ms=4, color="tab:blue", label="Pareto frontier")
+        ax.plot([r[x] for r in front], [r[y] for r in front], "-", lw=1.5, color="black", label="Pareto frontier")
         ax.set_xscale("log")
         if y == "hours":
             ax.set_yscale("log")

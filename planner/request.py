@@ -10,6 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from laws.catalog import DEFAULT_LAW
 from planner.errors import InputError
 
+HOURS_PER_DAY = 24.0  # the one conversion between the days users give and the hours the planner computes in
+
+
+def days_to_hours(days: float) -> float:
+    return days * HOURS_PER_DAY
+
+
+def hours_to_days(hours: float) -> float:
+    return hours / HOURS_PER_DAY
+
+
 # Allowed ranges, quoted in error messages. FLOPs: 1e32 is ~1e6x the largest run to date (~5e26).
 ALLOWED: dict[str, str] = {
     "budget_flops": "a number of FLOPs in (0, 1e32]",
@@ -158,6 +169,16 @@ class PlanRequest(BaseModel):
             if a is not None and b is not None and a > b:
                 raise ValueError(f"{lo}: {lo} ({a:g}) is above {hi} ({b:g})")
         return self
+
+    @property
+    def deadline_hours(self) -> float | None:
+        """``deadline_days`` in hours (None without a deadline)."""
+        return None if self.deadline_days is None else days_to_hours(self.deadline_days)
+
+    @property
+    def sizing_hours(self) -> float:
+        """``sizing_days`` in hours."""
+        return days_to_hours(self.sizing_days)
 
     @property
     def is_moe(self) -> bool:

@@ -388,7 +388,8 @@ def _evaluate(shape: ModelShape, devices: int, accelerator, tp: int, pp: int, gl
 
     ep = _largest_pow2_dividing(shape.experts, dp) if shape.is_moe else 1
     if shape.is_moe:
-        notes.append(f"expert parallel ep={ep}: routed experts sharded over {ep} data-parallel ranks "
+        ranks = "rank" if ep == 1 else "ranks"
+        notes.append(f"expert parallel ep={ep}: routed experts sharded over {ep} data-parallel {ranks} "
                      f"({shape.experts // ep} experts per rank)")
 
     stage_layers = -(-shape.layers // pp)

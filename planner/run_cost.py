@@ -19,6 +19,7 @@ from cost_models.layout_search import LayoutEstimate, best_layout
 from cost_models.throughput import DEFAULT_GOODPUT, energy_kwh
 from cost_models.training import training_flops
 from planner.errors import InputError
+from planner.request import days_to_hours, hours_to_days
 
 SIZING_DAYS = 30.0
 
@@ -144,9 +145,9 @@ def estimate_run(req: RunRequest, shape: ModelShape, acc: Any, precision: str, p
         gpus, est = g0, _search(req, shape, hw, g0)
         for _ in range(60):  # grow by whole nodes until the run finishes within SIZING_DAYS
             hours = req.tokens / (est.tokens_per_second_per_device * gpus * req.goodput) / 3600.0
-            if hours <= SIZING_DAYS * 24:
+            if hours <= days_to_hours(SIZING_DAYS):
                 break
-            want = math.ceil(gpus * hours / (SIZING_DAYS * 24))
+            want = math.ceil(gpus * hours / days_to_hours(SIZING_DAYS))
             unit = hw.devices_per_node if want >= hw.devices_per_node else 1
             nxt = max(gpus + unit, math.ceil(want / unit) * unit)
             e2 = None
@@ -181,7 +182,7 @@ def estimate_run(req: RunRequest, shape: ModelShape, acc: Any, precision: str, p
                        "attention and recomputation)",
         gpu=acc.id, gpus=gpus, precision=precision, mfu=mfu, mfu_source=source, goodput=req.goodput,
         batch_tokens=est.batch_tokens, steps=steps, step_seconds=est.step_seconds, step_breakdown=est.step_breakdown,
-        layout=layout, hours=hours, days=hours / 24.0, gpu_hours=gh, price_usd_per_gpu_hour=price,
+        layout=layout, hours=hours, days=hours_to_days(hours), gpu_hours=gh, price_usd_per_gpu_hour=price,
         price_source=price_source, cost_usd=gh * price,
         energy_kwh=float(energy_kwh(gpus, acc.tdp_w, hours)) if acc.tdp_w else None,
         memory_per_gpu_gb=est.memory_bytes / 1e9,

@@ -26,7 +26,7 @@ from planner.program import (
     Structure,
     get_program,
 )
-from planner.request import PlanRequest
+from planner.request import PlanRequest, hours_to_days
 from planner.rounding import COUNTERS, fit_shape
 
 # Critical batch B_crit(L) = B*·L^(−1/alpha_B), Kaplan et al. 2020 eq. 1.4 / 5.3 and Table 5 (B* 2.1e8 tokens,
@@ -163,9 +163,9 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     for f, c in LIMIT_FIELDS.items():
         if c in active:
             v = float(getattr(request, f))
-            values[c] = v * 24.0 if c == "deadline" else v
+            values[c] = request.deadline_hours if c == "deadline" else v
     if "sizing" in active:
-        values["sizing"] = request.sizing_days * 24.0
+        values["sizing"] = request.sizing_hours
     if serving:
         values.update(serving[1])
     if var.unique_tokens is not None:
@@ -289,7 +289,7 @@ def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dic
         factor = max(sol.value, 1.0) * (1 + 1e-4)
         lowers = name.startswith("min_")
         new = values[name] / factor if lowers else values[name] * factor
-        fixes[FIELD_OF.get(name, name)] = new / 24.0 if name == "deadline" else new
+        fixes[FIELD_OF.get(name, name)] = hours_to_days(new) if name == "deadline" else new
         parts.append(("lower " if lowers else "raise ") + describe(name, values[name], new))
     if not parts:
         return InfeasiblePlanError("limits", "no plan meets every limit, and no single limit relaxed alone fixes it")
@@ -301,7 +301,7 @@ def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dic
 def describe(name: str, old: float, new: float) -> str:
     field = FIELD_OF.get(name, name)
     if name == "deadline":
-        return f"{field} from {old / 24:.4g} to {new / 24:.4g} days"
+        return f"{field} from {hours_to_days(old):.4g} to {hours_to_days(new):.4g} days"
     if name == "dollars":
         return f"{field} from ${old:,.0f} to ${new:,.0f}"
     if name == "max_devices":

@@ -218,11 +218,16 @@ def _value(p: Any, key: str) -> float | None:
     return float(v)
 
 
-def pareto_indices(points: Sequence[Any], x: str = "total_cost_usd", y: str = "loss") -> list[int]:
+PARETO_RTOL = 1e-6  # values this close (relative) are ties: $0.10 on $100,000
+
+
+def pareto_indices(points: Sequence[Any], x: str = "total_cost_usd", y: str = "loss", *,
+                   rtol: float = PARETO_RTOL) -> list[int]:
     """Indexes of the points not dominated in (``x``, ``y``), both minimized, sorted by x (ties: lower y).
 
-    A point is dominated when another is no worse in both and better in one. Points missing x or y are
-    skipped; of identical (x, y) points the first is kept.
+    Values within ``rtol`` (relative) of each other count as equal. A point is dominated when another is no
+    worse in both (within ``rtol``) and better than it by more than ``rtol`` in one; of points equal within
+    ``rtol`` in both, the first in (x, y) order is kept. Points missing x or y are skipped.
     """
     keyed = []
     for i, p in enumerate(points):
@@ -230,18 +235,40 @@ def pareto_indices(points: Sequence[Any], x: str = "total_cost_usd", y: str = "l
         if vx is not None and vy is not None:
             keyed.append((vx, vy, i))
     keyed.sort()
-    out, best_y = [], math.inf
-    for _vx, vy, i in keyed:
+    strict, best_y = [], math.inf  # the exact frontier: x ascending, y strictly descending
+    for vx, vy, i in keyed:
         if vy < best_y:
-            out.append(i)
+            strict.append((vx, vy, i))
             best_y = vy
+    # A point tolerance-dominated by any point is tolerance-dominated by one on the exact frontier, so only
+    # frontier neighbours within the tolerance window need checking.
+    out = []
+    for k, (vx, vy, i) in enumerate(strict):
+        dominated = False
+        j = k + 1  # larger x, smaller y: dominates if x ties and y is clearly lower
+        while not dominated and j < len(strict) and _le(strict[j][0], vx, rtol):
+            dominated = strict[j][1] < vy - rtol * abs(vy)
+            j += 1
+        j = k - 1  # smaller x, larger y: dominates if y ties and x is clearly lower, or if both tie (kept first)
+        while not dominated and j >= 0 and _le(strict[j][1], vy, rtol):
+            dominated = True
+            j -= 1
+        if not dominated:
+            out.append(i)
     return out
 
 
-def pareto(points: Sequence[Any], x: str = "total_cost_usd", y: str = "loss") -> list[Any]:
+def _le(a: float, b: float, rtol: float) -> bool:
+    """a <= b within the relative tolerance."""
+    return a <= b + rtol * max(abs(a), abs(b))
+
+
+def pareto(points: Sequence[Any], x: str = "total_cost_usd", y: str = "loss", *, rtol: float = PARETO_RTOL
+           ) -> list[Any]:
     """The non-dominated points (dicts or objects with attributes ``x`` and ``y``), minimizing both,
-    sorted by ``x``. E.g. ``pareto(rows)`` is loss vs dollars; ``pareto(rows, y="hours")`` time vs dollars."""
-    return [points[i] for i in pareto_indices(points, x, y)]
+    sorted by ``x``; ties within ``rtol``. E.g. ``pareto(rows)`` is loss vs dollars; ``pareto(rows,
+    y="hours")`` time vs dollars."""
+    return [points[i] for i in pareto_indices(points, x, y, rtol=rtol)]
 
 
 # ---------------------------------------------------------------------------------------------- sweep

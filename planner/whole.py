@@ -20,7 +20,7 @@ from cost_models.cluster import Layout
 from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layout
 from cost_models.training import training_flops
 from planner.program import LAW_BATCH_FLOOR
-from planner.request import PlanRequest
+from planner.request import PlanRequest, hours_to_days
 from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
@@ -217,7 +217,7 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: flo
     if var.unique_tokens is not None:
         upper.append(var.epochs * var.unique_tokens)
     if request.deadline_days:
-        upper.append(request.deadline_days * 24 * 3600.0 / per_token)
+        upper.append(request.deadline_hours * 3600.0 / per_token)
     if request.dollars:
         room = request.dollars - serve
         if room <= 0:
@@ -314,7 +314,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
 def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     """The best launchable plan near the program's optimum (None if no neighbour meets every limit)."""
     sol = solved.sol
-    sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_days * 24
+    sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_hours
     targets = [sol.devices]
     cap = math.inf
     if sizing_h is not None and "throughput" in sol.sides:
@@ -432,7 +432,7 @@ def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
     over("budget_flops", plan.flops, request.budget_flops)
     over("dollars", plan.total_cost_usd, request.dollars)
     over("gpu_hours", plan.gpu_hours, request.gpu_hours)
-    over("deadline_days", plan.hours / 24.0, request.deadline_days)
+    over("deadline_days", hours_to_days(plan.hours), request.deadline_days)
     over("max_gpus", plan.devices, request.max_gpus)
     over("max_params", plan.params, request.max_params)
     under("min_params", plan.params, request.min_params)

@@ -22,7 +22,7 @@ REQUIRED_IDS = [
 
 HOPPER_BLACKWELL = ["h100", "h100-pcie", "h100-nvl", "h200", "h800", "h20", "b200", "gb200", "b300", "gb300"]
 
-STATUSES = {"V-vendor", "V-2nd", "R", "estimate"}
+STATUSES = {"vendor pricing page", "secondary source", "recalled, unverified", "estimate"}  # words, not codes
 
 
 @pytest.fixture(scope="module")
@@ -293,10 +293,10 @@ def test_specific_prices(cat):
     assert h100.price("hyperscaler").usd_per_hour == pytest.approx(6.88)  # §3 H100 SXM: codesota AWS $6.88
     assert h100.price("committed").usd_per_hour == pytest.approx(2.35)  # §3 H100 SXM: SemiAnalysis Mar 2026
     assert cat.get("a100-40gb").price("committed").usd_per_hour == pytest.approx(1.844)  # §3 Capacity Block
-    assert cat.get("a100-40gb").price("committed").status == "V-vendor"
+    assert cat.get("a100-40gb").price("committed").status == "vendor pricing page"
     assert cat.get("trn1").price("committed").usd_per_hour == pytest.approx(0.968)  # §3 Trn1 Capacity Block
     assert cat.get("h800").price().usd_per_hour == pytest.approx(2.0)  # §3 H800: DeepSeek-V3 assumption
-    assert cat.get("tpu-v5p").price().status == "R"  # §3 TPU v5p: recalled list price
+    assert cat.get("tpu-v5p").price().status == "recalled, unverified"  # §3 TPU v5p: recalled list price
 
 
 def test_unknown_price_tier_raises(cat):

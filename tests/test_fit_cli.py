@@ -1,17 +1,16 @@
 """planner fit: CSV in, fitted law out, usable by planner optimize (with loss_ci from the bootstrap)."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data
 from typer.testing import CliRunner
 
 from cli import app
 
 runner = CliRunner()
-DATA = Path(os.environ.get("PLANNER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def _synthetic(path: Path, noise: float = 0.004, seed: int = 3) -> None:
@@ -81,11 +80,10 @@ def test_fit_unknown_form_and_missing_file(tmp_path):
     assert r.exit_code == 2 and "--form" in r.stderr
 
 
-@pytest.mark.skipif(not (DATA / "chinchilla_fig4_epoch_svg_extracted.csv").exists(), reason="../shared/data absent")
 def test_fit_cli_on_chinchilla_points(tmp_path):
     import csv
 
-    rows = list(csv.DictReader((DATA / "chinchilla_fig4_epoch_svg_extracted.csv").open()))
+    rows = list(csv.DictReader(shared_data("chinchilla_fig4_epoch_svg_extracted.csv").open()))
     rows.sort(key=lambda r: float(r["loss"]))
     rows = rows[:-5]  # Epoch drops the 5 highest-loss points (arXiv 2404.10102)
     f = tmp_path / "chinchilla.csv"

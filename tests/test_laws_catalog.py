@@ -51,9 +51,10 @@ def test_every_coefficient_input_and_output_has_units_and_every_coefficient_a_so
     assert not missing, f"{law_id}: no units for {missing}"
     for k in law.coefficients:
         src = law.info.sources.get(k, "")
-        # laws.md tags: V-paper, V-authors, V-repro, S; [R] values must never be hard-coded (laws.md §15)
-        assert any(t in src for t in ("[V-paper", "[V-authors", "[V-repro", "[S")), (law_id, k, src)
-        assert "[R]" not in src
+        # how each value was verified, in words (recalled, unverified values are never hard-coded)
+        words = ("checked in the paper", "checked in the authors'", "reproduced", "secondary source")
+        assert any(t in src for t in words), (law_id, k, src)
+        assert "recalled" not in src and not any(c in src for c in ("V-paper", "V-authors", "[S", "[R")), src
     assert set(law.info.sources) <= set(law.coefficients)
 
 

@@ -67,6 +67,20 @@ def test_plot_pareto_png(tmp_path, plt_available):
     assert_png(plot_pareto(res, tmp_path / "pareto.png"))
 
 
+def test_plot_pareto_tells_accelerators_apart(tmp_path, plt_available, monkeypatch):
+    import planner.plots as plots
+
+    figs = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, field: figs.append(fig) or path)
+    res = sweep(PlanRequest(budget_flops=1e21), budgets="1e21:1e23:3", gpus=["h100", "b200"])
+    plots.plot_pareto(res, tmp_path / "pareto.png")
+    for ax in figs[0].axes:
+        labels = ax.get_legend_handles_labels()[1]
+        assert "h100" in labels and "b200" in labels and "Pareto frontier" in labels
+    markers = {c.get_paths()[0].vertices.tobytes() for c in figs[0].axes[0].collections}
+    assert len(markers) == 2  # one marker shape per accelerator
+
+
 def test_plot_pareto_without_points_is_an_input_error(tmp_path, plt_available):
     from planner.plots import plot_pareto
 

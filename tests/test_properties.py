@@ -80,17 +80,25 @@ def test_plans_satisfy_their_limits_or_say_why_not(fields):
     _check_limits(plan, fields)
 
 
+LIMITS = ("budget_flops", "dollars", "gpu_hours", "deadline_days", "max_gpus")
+
+
 @SETTINGS
-@given(requests(), st.sampled_from(["budget_flops", "dollars", "gpu_hours", "deadline_days", "max_gpus"]))
-def test_loss_never_rises_when_a_limit_loosens(fields, which):
-    if which not in fields:
-        return
+@given(requests(), st.data())
+def test_loss_never_rises_when_a_limit_loosens(fields, data):
+    which = data.draw(st.sampled_from([k for k in LIMITS if k in fields]))  # a limit the request has
     try:
         base = optimize(**fields)
-    except InfeasiblePlanError:
+    except InfeasiblePlanError as e:
+        # infeasible: raising a named limit to the suggested value must make the plan feasible
+        assert e.relaxations
+        name, value = next(iter(e.relaxations.items()))
+        fixed = dict(fields)
+        fixed[name] = math.ceil(value * (1 + 1e-6)) if name == "max_gpus" else value * (1 + 1e-6)
+        optimize(**fixed)
         return
     looser = dict(fields)
-    looser[which] = fields[which] * 2 if which != "max_gpus" else fields[which] * 2
+    looser[which] = fields[which] * 2
     after = optimize(**looser)
     # the launchable plan moves within rounding to whole shapes, devices and steps
     assert after.loss <= base.loss * (1 + 1e-3)
@@ -98,10 +106,17 @@ def test_loss_never_rises_when_a_limit_loosens(fields, which):
 
 @settings(max_examples=60, deadline=None)
 @given(log_uniform(1e18, 1e27))
-def test_sane_numbers_across_budgets(budget):
-    """From 1e18 FLOPs (below it the smallest shape with a 128k vocabulary is larger than the optimum) to 1e27
-    (beyond it the batch law's optimal batch cannot feed a cluster that finishes)."""
+def test_budget_only_plans_are_bounded_by_the_closed_form_optimum(budget):
+    """No plan beats the law's unconstrained optimum at its FLOPs (Hoffmann et al. 2022 eq. 4, written out here
+    with the default law's constants, Besiroglu et al. 2024 v2 table); batch overhead and rounding cost it at most
+    10% between 1e18 and 1e26 FLOPs (beyond 1e27 the batch law's optimal batch cannot feed a cluster that
+    finishes)."""
+    E, A, B, alpha, beta = 1.8172, 482.01, 2085.43, 0.3478, 0.3658
     plan = optimize(budget_flops=budget)
-    assert 5 < plan.tokens_per_param < 100  # Chinchilla-like allocation at every scale
-    assert plan.loss > 1.8172  # never below the irreducible loss E
+    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    n = g * (budget / 6) ** (beta / (alpha + beta))
+    best = E + A / n**alpha + B / (budget / (6 * n)) ** beta
+    assert plan.loss >= best * (1 - 1e-9)
+    if 1e18 <= budget <= 1e26:
+        assert plan.loss <= best * 1.10
     assert budget * 0.95 <= plan.flops <= budget * (1 + 1e-9)

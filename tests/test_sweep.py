@@ -233,3 +233,38 @@ def test_cli_sweep_errors_are_one_line(args, start):
 def test_math_of_log_grid_is_geometric():
     g = parse_grid("2:2e6:7")
     assert all(math.isclose(b / a, 10.0) for a, b in zip(g, g[1:], strict=False))
+
+
+def test_pareto_resolves_ties_within_tolerance():
+    """Issue 16: three $100K points differing by < $0.001 all stayed on the time-cost frontier."""
+    pts = [{"total_cost_usd": 100_000.0, "hours": 300.0}, {"total_cost_usd": 100_000.0004, "hours": 290.0},
+           {"total_cost_usd": 100_000.0009, "hours": 280.0}, {"total_cost_usd": 50_000.0, "hours": 600.0},
+           {"total_cost_usd": 200_000.0, "hours": 280.00000001}]
+    assert pareto_indices(pts, y="hours") == [3, 2]
+    assert pareto_indices(pts, y="hours", rtol=0.0) == [3, 0, 1, 2]  # exact comparison keeps all three
+
+
+def _tie(a, b, r):
+    return abs(a - b) <= r * max(abs(a), abs(b))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 3), st.integers(1, 6), st.integers(0, 3)), max_size=30))
+def test_pareto_tolerance_properties(raw):
+    r = 1e-6
+    pairs = [(100.0 * a * (1 + 3e-7 * da), 10.0 * b * (1 + 3e-7 * db)) for a, da, b, db in raw]  # near-ties
+    got = pareto_indices([{"x": x, "y": y} for x, y in pairs], "x", "y", rtol=r)
+
+    def dominates(j, i):
+        (xj, yj), (xi, yi) = pairs[j], pairs[i]
+        no_worse = (xj <= xi or _tie(xj, xi, r)) and (yj <= yi or _tie(yj, yi, r))
+        return no_worse and ((xj < xi and not _tie(xj, xi, r)) or (yj < yi and not _tie(yj, yi, r)))
+
+    for i in got:  # nothing on the frontier is clearly beaten
+        assert not any(dominates(j, i) for j in range(len(pairs)))
+    for a in got:  # no two frontier points tie in both
+        assert not any(b != a and _tie(pairs[a][0], pairs[b][0], r) and _tie(pairs[a][1], pairs[b][1], r)
+                       for b in got)
+    for i in set(range(len(pairs))) - set(got):  # everything dropped is beaten, or ties a kept point
+        assert any(dominates(j, i) for j in range(len(pairs))) or any(
+            _tie(pairs[i][0], pairs[k][0], r) and _tie(pairs[i][1], pairs[k][1], r) for k in got)

@@ -1,0 +1,29 @@
+"""Shared test helpers: where the published run data lives, and what to do when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("PLANNER_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as GitHub Actions and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def shared_data(name: str) -> Path:
+    """The path of a published data file in ../shared/data (or $PLANNER_SHARED_DATA).
+
+    Absent: the test skips on a developer machine but FAILS under CI, where a silently skipped data test would
+    hide a broken reproduction."""
+    path = DATA / name
+    if not path.is_file():
+        msg = f"reference data {path} not found (set PLANNER_SHARED_DATA)"
+        if in_ci():
+            pytest.fail(msg + "; data tests must run under CI")
+        pytest.skip(msg)
+    return path
