@@ -19,7 +19,7 @@ from laws.base import Law, LawError
 from laws.catalog import get_law
 from planner.errors import InfeasiblePlanError, InputError
 from planner.plan import Alternative, Plan
-from planner.request import PlanRequest
+from planner.request import PlanRequest, hours_to_days
 from planner.solve import (
     FIELD_OF,
     Candidate,
@@ -374,7 +374,7 @@ def plan_of(request: PlanRequest, ranked: list[Solved]) -> Plan:
     for name, lam in s.sol.duals.items():
         field = FIELD_OF.get(name)
         if lam > 0 and field and name in s.values:
-            v = s.values[name] / 24.0 if name == "deadline" else s.values[name]
+            v = hours_to_days(s.values[name]) if name == "deadline" else s.values[name]
             fixes[field] = v / 1.02 if field.startswith("min_") else v * 1.02
     raise InfeasiblePlanError(
         next(iter(fixes), "limits"), f"the program's optimum ({s.sol.params:.4g} params on {s.sol.devices:.4g} x "
