@@ -82,6 +82,8 @@ def _parse(text: str, source: str) -> list[Law]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise LawError(f"law file {source}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise LawError(f"law file {source}: not valid TOML (arrays or tables nested too deeply)") from None
     rows = data.get("law")
     if not isinstance(rows, list) or not rows:
         raise LawError(f"law file {source}: no [[law]] entries")
@@ -102,12 +104,14 @@ def catalog() -> dict[str, Law]:
 
 def load_law_file(path: str | Path, law_id: str | None = None) -> Law:
     """The law in a TOML law file (the entry named ``law_id``, or the only/first entry)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LawError(f"law file {path}: cannot read ({e.strerror})") from None
-    laws = _parse(text, str(path))
+    from planner.errors import InputError  # not at import time: planner imports laws
+    from planner.safe_io import MAX_LAW_FILE, read_text_limited, shown
+
+    try:  # size-limited, regular files only, strict UTF-8
+        text = read_text_limited(path, "law", MAX_LAW_FILE)
+    except InputError as e:
+        raise LawError(f"law file {e.detail}") from None
+    laws = _parse(text, shown(path))
     if law_id is None:
         return laws[0]
     for law in laws:
