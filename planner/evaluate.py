@@ -22,7 +22,7 @@ from cost_models.memory import USABLE_MEMORY_FRACTION, memory_breakdown_for_shap
 from cost_models.throughput import DEFAULT_GOODPUT, default_mfu, estimate_training
 from cost_models.training import BYTES_PER_PARAM_MIXED_ADAM, training_flops
 from planner.errors import InputError
-from planner.request import input_error
+from planner.request import Request, input_error
 
 SIZING_DAYS = 30.0
 _WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
@@ -32,7 +32,7 @@ def _num(gt: float = 0, le: float | None = None, doc: str = "") -> Any:
     return Field(default=None, gt=gt, le=le, allow_inf_nan=False, description=doc)
 
 
-class RunRequest(BaseModel):
+class RunRequest(Request):
     """A training run to price. ``params`` or ``shape`` (or both: the shape's counts then win)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,7 +82,7 @@ class RunEstimate(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class ServeRequest(BaseModel):
+class ServeRequest(Request):
     """A serving setup to price: a model (params or shape) on ``gpus`` devices at a fixed batch."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
