@@ -130,8 +130,8 @@ def load_shape(path: str | Path) -> ModelShape:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "shape"
-        raise InputError("shape", f"{path}: {loc}: {err['msg']}") from None
-    except TypeError as e:
+        raise InputError("shape", f"{path}: {loc}: {err['msg'].removeprefix('Value error, ')}") from None
+    except (TypeError, ValueError, ArithmeticError) as e:  # e.g. heads = 0 in the defaults' d_model // heads
         raise InputError("shape", f"{path}: {e}") from None
 
 

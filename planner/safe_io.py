@@ -125,8 +125,9 @@ class Outputs:
 
     ``tmp = outs.stage(path, field)`` checks the destination and returns a fresh temporary path next to it; the
     caller writes ``tmp``. ``commit()`` flushes every temporary file to disk and renames each onto its
-    destination; ``discard()`` (or leaving the ``with`` block by an exception) deletes them. A destination that
-    exists is replaced only by a complete file.
+    destination (if a rename fails, the files already renamed are restored from hard-link backups);
+    ``discard()`` (or leaving the ``with`` block by an exception) deletes them. A destination that exists is
+    replaced only by a complete file.
     """
 
     def __init__(self) -> None:
@@ -185,18 +186,50 @@ class Outputs:
                         os.close(fd)
                 except OSError as e:
                     raise InputError(field, f"cannot write {shown(dest)} ({e.strerror or e})") from None
-            done = []
-            for tmp, dest, field in self._staged:
-                try:
-                    os.replace(tmp, dest)
-                except OSError as e:
-                    raise InputError(field, f"cannot write {shown(dest)} ({e.strerror or e})") from None
-                done.append(dest)
+            self._rename_all()
+            done = [dest for _tmp, dest, _field in self._staged]
             self._staged = []
             return done
         except BaseException:
             self.discard()
             raise
+
+    def _rename_all(self) -> None:
+        """Rename every staged file onto its destination; if one rename fails, put back the files already
+        replaced (from hard-link backups) so the command changes all of its outputs or none."""
+        backups: list[tuple[Path | None, Path]] = []  # (backup of the old file or None if new, destination)
+        try:
+            for tmp, dest, field in self._staged:
+                backup = None
+                if dest.exists():
+                    backup = dest.with_name(f".{dest.name[:60]}.{secrets.token_hex(4)}.bak")
+                    try:
+                        os.link(dest, backup)
+                    except OSError:  # no hard links here: this file cannot be put back
+                        backup = None
+                try:
+                    os.replace(tmp, dest)
+                except OSError as e:
+                    if backup is not None:
+                        os.unlink(backup)
+                    raise InputError(field, f"cannot write {shown(dest)} ({e.strerror or e})") from None
+                backups.append((backup, dest))
+        except BaseException:
+            for backup, dest in reversed(backups):
+                try:
+                    if backup is not None:
+                        os.replace(backup, dest)
+                    else:
+                        os.unlink(dest)
+                except OSError:
+                    pass
+            raise
+        for backup, _dest in backups:
+            if backup is not None:
+                try:
+                    os.unlink(backup)
+                except OSError:
+                    pass
 
     def discard(self) -> None:
         """Delete every staged temporary file; destinations are untouched."""
