@@ -21,6 +21,13 @@ PriceTier = Literal["hyperscaler", "gpu_cloud", "committed"]
 PRICE_TIERS: tuple[str, ...] = ("hyperscaler", "gpu_cloud", "committed")
 
 
+# One 400 Gb/s NIC per device (ConnectX-7 in HGX H100/H200 nodes; MLPerf Inference v4.1 H200 system
+# description: 8 GPUs per node with InfiniBand 400 Gb/s adapters), i.e. 50 GB/s per direction.
+DEFAULT_SCALEOUT_GBS = 50.0
+# PCIe 4.0 x16: 64 GB/s bidirectional (PCI-SIG PCIe 4.0 specification: 16 GT/s x16 lanes).
+PCIE4_X16_BIDIR_GBS = 64.0
+
+
 class CatalogError(ValueError):
     """Bad catalog file or unknown accelerator id; ``field`` names the offending option."""
 
@@ -57,6 +64,10 @@ class Accelerator(BaseModel):
     memory_bandwidth_tbs: float = Field(gt=0, allow_inf_nan=False)
     scaleup_bandwidth_gbs: float | None = Field(
         default=None, gt=0, allow_inf_nan=False, description="intra-node link per device, bidirectional"
+    )
+    scaleout_bandwidth_gbs: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="inter-node network per device, GB/s per direction (default: DEFAULT_SCALEOUT_GBS; TPUs: ICI)",
     )
     devices_per_node: int = Field(gt=0)
     tdp_w: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -102,6 +113,22 @@ class Accelerator(BaseModel):
                 return p
         allowed = ", ".join(p.tier for p in self.prices)
         raise CatalogError(f"{self.id} has no {tier!r} price; allowed tiers: {allowed}", "price-tier")
+
+    @property
+    def scaleup_bytes_per_s(self) -> float:
+        """Scale-up link per device and direction, bytes/s (half the bidirectional figure; PCIe-only cards:
+        PCIe 4.0 x16, 32 GB/s per direction)."""
+        return (self.scaleup_bandwidth_gbs or PCIE4_X16_BIDIR_GBS) / 2.0 * 1e9
+
+    @property
+    def scaleout_bytes_per_s(self) -> float:
+        """Scale-out network per device and direction, bytes/s. TPU pods have no separate scale-out tier within
+        a pod: the ICI torus is used (half its bidirectional per-chip figure)."""
+        if self.scaleout_bandwidth_gbs:
+            return self.scaleout_bandwidth_gbs * 1e9
+        if self.vendor == "google" and self.scaleup_bandwidth_gbs:
+            return self.scaleup_bandwidth_gbs / 2.0 * 1e9
+        return DEFAULT_SCALEOUT_GBS * 1e9
 
     @property
     def memory_bytes(self) -> float:

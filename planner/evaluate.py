@@ -14,15 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cost_models.architecture import ModelShape, active_params, total_params
+from cost_models.architecture import ModelShape, total_params
 from cost_models.catalog import Accelerator, CatalogError, load_catalog
-from cost_models.flops import kaplan_flops_per_token_for_shape
 from cost_models.inference import estimate_inference
-from cost_models.memory import USABLE_MEMORY_FRACTION, memory_breakdown_for_shape
-from cost_models.throughput import DEFAULT_GOODPUT, default_mfu, estimate_training
-from cost_models.training import BYTES_PER_PARAM_MIXED_ADAM, training_flops
 from planner.errors import InputError
 from planner.request import Request, input_error
+from planner.run_cost import RunEstimate, RunRequest
+from planner.run_cost import estimate_run as _estimate_run
+
+__all__ = ["RunEstimate", "RunRequest", "estimate_run", "estimate_serving", "load_shape", "parse"]
 
 SIZING_DAYS = 30.0
 _WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
@@ -30,56 +30,6 @@ _WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
 def _num(gt: float = 0, le: float | None = None, doc: str = "") -> Any:
     return Field(default=None, gt=gt, le=le, allow_inf_nan=False, description=doc)
-
-
-class RunRequest(Request):
-    """A training run to price. ``params`` or ``shape`` (or both: the shape's counts then win)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    params: float | None = _num(le=1e16, doc="parameters (active for MoE)")
-    tokens: float = Field(gt=0, le=1e17, allow_inf_nan=False, description="training tokens")
-    gpu: str = "h100"
-    gpus: int | None = Field(default=None, ge=1, le=10_000_000)
-    mfu: float | None = _num(le=1, doc="model FLOPs utilization")
-    goodput: float = Field(default=DEFAULT_GOODPUT, gt=0, le=1, allow_inf_nan=False)
-    price: float | None = _num(le=1000, doc="USD per device-hour")
-    price_tier: Literal["hyperscaler", "gpu_cloud", "committed"] | None = None
-    precision: Literal["bf16", "fp8", "fp4"] = "bf16"
-    shape: ModelShape | None = None
-    catalog: tuple[str, ...] = ()
-    zero_stage: Literal[0, 1, 2, 3] = 3
-    recompute: Literal["none", "selective", "full"] = "selective"
-    tensor_parallel: int = Field(default=1, ge=1, le=64)
-    pipeline_parallel: int = Field(default=1, ge=1, le=1024)
-
-
-class RunEstimate(BaseModel):
-    """What a training run costs. Units in names: hours, usd, kwh, gb."""
-
-    model_config = ConfigDict(frozen=True)
-
-    params: float
-    tokens: float
-    flops: float
-    flops_counting: str
-    gpu: str
-    gpus: int
-    precision: str
-    mfu: float
-    mfu_source: str
-    goodput: float
-    hours: float
-    days: float
-    gpu_hours: float
-    price_usd_per_gpu_hour: float
-    price_source: str
-    cost_usd: float
-    energy_kwh: float | None
-    memory_per_gpu_gb: float
-    memory_breakdown_gb: dict[str, float]
-    memory_fits: bool
-    notes: list[str] = Field(default_factory=list)
 
 
 class ServeRequest(Request):
@@ -183,66 +133,28 @@ def _check_precision(acc: Accelerator, precision: str) -> None:
 
 
 def estimate_run(req: RunRequest) -> RunEstimate:
-    """Price one training run: FLOPs, wall-clock, GPU-hours, dollars, energy, memory per device."""
+    """Price one training run on the cluster model (``planner.run_cost``): shape, accelerator and price resolved
+    here; a params-only MoE run is rounded to an MoE shape (experts, top_k), never priced as dense."""
     acc = _accelerator(req.gpu, req.catalog)
-    _check_precision(acc, req.precision)
-    notes: list[str] = []
-    if req.shape is None and req.params is None:
-        raise InputError("params", "give --params or a model shape (--shape or --layers/--d-model/...)")
+    precision = req.precision
+    if precision == "native":
+        precision = "bf16" if "bf16" in acc.peak_tflops or "fp16" not in acc.peak_tflops else "fp16"
+    _check_precision(acc, precision)
     shape = req.shape
-    if shape is not None:
-        n = float(active_params(shape))
-        if req.params is not None and abs(req.params / n - 1) > 0.02:
-            notes.append(f"--params {req.params:.4g} differs from the shape's {n:.4g} active params; using the shape")
-        flops = float(kaplan_flops_per_token_for_shape(shape)) * req.tokens
-        counting = "Kaplan 2020: 6·N_non-embedding + attention (6·n_layer·n_ctx·d_attn) per token"
-    else:
-        n = float(req.params)
-        flops = float(training_flops(n, req.tokens))
-        counting = "6·N·D (attention not counted; pass a shape to count it)"
-    mfu = req.mfu or default_mfu(acc, n, moe=bool(shape and shape.is_moe))
-    mfu_source = "given" if req.mfu else "default (cost_models.throughput)"
-    price, price_source = _price(acc, req.price, req.price_tier)
-    mp = req.tensor_parallel * req.pipeline_parallel
-
-    def memory(devices: int) -> tuple[float, dict[str, float]]:
-        dp = max(devices // mp, 1)
-        if shape is not None:
-            mb = memory_breakdown_for_shape(shape, zero_stage=req.zero_stage, dp=dp, tp=req.tensor_parallel,
-                                            pp=req.pipeline_parallel, recompute=req.recompute)
-            parts = {k: getattr(mb, k) for k in ("weights", "grads", "master", "optimizer", "activations")}
-            return mb.total, parts
-        states = BYTES_PER_PARAM_MIXED_ADAM * n / (mp * (dp if req.zero_stage == 3 else 1))
-        return states, {"model_states": states}
-
-    if req.gpus:
-        gpus = req.gpus
-    else:  # fewest whole nodes whose memory holds the run and that finish within SIZING_DAYS
-        node = acc.devices_per_node
-        hours_one = float(estimate_training(flops, acc, 1, mfu=mfu, goodput=req.goodput, dtype=req.precision,
-                                            usd_per_hour=price).wall_clock_hours)
-        gpus = max(mp, math.ceil(hours_one / (SIZING_DAYS * 24.0)))
-        while memory(gpus)[0] > USABLE_MEMORY_FRACTION * acc.memory_bytes and gpus < 10_000_000:
-            gpus *= 2
-        if gpus >= node:
-            gpus = math.ceil(gpus / node) * node
-        notes.append(f"--gpus not given: fewest whole nodes that fit memory and finish in {SIZING_DAYS:g} days")
-    est = estimate_training(flops, acc, gpus, mfu=mfu, goodput=req.goodput, dtype=req.precision, usd_per_hour=price)
-    mem, parts = memory(gpus)
-    fits = mem <= USABLE_MEMORY_FRACTION * acc.memory_bytes
     if shape is None:
-        notes.append("memory: model states only (16 bytes/param, mixed-precision Adam); pass a shape for activations")
-    if not fits:
-        notes.append(f"does not fit: {mem / 1e9:.1f} GB per device > {USABLE_MEMORY_FRACTION:.0%} of "
-                     f"{acc.memory_gb:g} GB; add devices, tensor/pipeline parallelism or ZeRO-3")
-    return RunEstimate(
-        params=n, tokens=req.tokens, flops=flops, flops_counting=counting, gpu=acc.id, gpus=gpus,
-        precision=req.precision, mfu=mfu, mfu_source=mfu_source, goodput=req.goodput,
-        hours=est.wall_clock_hours, days=est.wall_clock_hours / 24.0, gpu_hours=est.gpu_hours,
-        price_usd_per_gpu_hour=price, price_source=price_source, cost_usd=est.cost_usd, energy_kwh=est.energy_kwh,
-        memory_per_gpu_gb=mem / 1e9, memory_breakdown_gb={k: v / 1e9 for k, v in parts.items()},
-        memory_fits=fits, notes=notes,
-    )
+        if req.params is None:
+            raise InputError("params", "give --params or a model shape (--shape or --layers/--d-model/...)")
+        from planner.rounding import fit_shape
+
+        count = "active" if req.experts > 1 else "total"
+        shape = fit_shape(req.params, count=count, experts=req.experts, top_k=min(req.top_k, req.experts),
+                          seq_len=req.seq_len).shape
+    price, price_source = _price(acc, req.price, req.price_tier)
+    est = _estimate_run(req, shape, acc, precision, price, price_source)
+    if req.params is not None and req.shape is not None and abs(req.params / est.params - 1) > 0.02:
+        est = est.model_copy(update={"notes": est.notes + [
+            f"--params {req.params:.4g} differs from the shape's {est.params:.4g} active params; using the shape"]})
+    return est
 
 
 class ServeEstimate(BaseModel):

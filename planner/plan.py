@@ -145,8 +145,14 @@ class Plan(BaseModel):
     experts: int = 1
     top_k: int = 1
     shape: dict = Field(description="the rounded model (ModelShape fields)")
-    parallelism: dict = Field(description="the rounded cluster (TP/PP/DP/EP, nodes, micro-batches)")
+    parallelism: dict = Field(description="the cluster: TP/PP/DP/EP, nodes, micro-batches, recompute, ZeRO stage, "
+                              "predicted mfu, step breakdown, memory per device")
+    step_seconds: float = Field(default=0.0, description="one optimizer step, seconds (cluster model)")
+    step_breakdown: dict[str, float] = Field(default_factory=dict, description="seconds per step by cause: "
+                                             "compute, recompute, tp_comm, ep_comm, pp_bubble, dp_comm")
     rounded: RoundedPlan
+    continuous: dict[str, float] = Field(default_factory=dict, description="the geometric program's continuous "
+                                         "optimum (fractional devices) that the launchable plan was made from")
 
     def summary(self) -> dict[str, object]:
         """The JSON object ``planner optimize --json`` prints."""

@@ -1,66 +1,92 @@
-"""The training geometric program: built once per (law, constraint set) with cvxpy Parameters, re-solved.
+"""The training geometric program: built once per (law, constraint set, layout structure), re-solved.
 
-Variables (all positive): params N, tokens D, devices G, hours T. Objective: the law's loss L(N, D).
-Constraints (named; every one but ``throughput`` optional):
-  throughput   gpu_hours(6ND, peak, mfu) <= G·T
-  flops        6ND <= budget
-  dollars      G·T·price <= dollars
-  gpu_hours    G·T <= limit
-  deadline     T <= hours
-  memory       bytes_per_param·N / G <= device memory
-  max_devices  G <= limit
-  min/max_params, min/max_tokens   bounds on N and D
-  target_loss  L(N, D) <= target (objectives ``cost`` and ``time``)
-  unique_tokens  D <= epochs·U        (data-constrained plans)
-  data_params    N <= r·N_opt(U)
-With these two the law sees effective params and tokens q·N and m·D (Parameters ``params_scale`` and
-``tokens_scale``): the Muennighoff discounts for r× the params the unique data supports and for the number of
-epochs, exact at the bounds and pessimistic below them; the planner re-solves over a grid of (epochs, r).
-With batch coupling (``critical_batch`` active) two more variables, effective tokens D_eff (what the law
-sees) and batch tokens B, and:
-  critical_batch  D_eff·(1 + B/B_crit(L)) <= D, B_crit(L) = B*·L^(−1/alpha_B)  (McCandlish 2018; Kaplan
-                  2020 eq. 5.3 — a posynomial raised to a positive power, so still log-log convex)
-  dp_min          devices·seq_len/tp <= B   (each data-parallel rank × pipeline stage needs a sequence)
-  step_time       (D/B)·min_step_seconds <= 3600·T
-Objectives: ``loss`` (minimize L), ``cost`` (training + serving dollars), ``time`` (hours T).
-Serving dollars for ``inference`` demand: tokens served × $ per token at compute-bound decode (a monomial in N).
+Variables (all positive): params N, processed tokens D, effective tokens D_eff (what the law sees), batch
+tokens B, devices G, hours T. The model enters through the cluster model (``cost_models.cluster``) for one
+layout: its numbers are Parameters, and the shape-dependent terms are monomials of N whose coefficients are
+Parameters too (layers × width = c·N^(2/3); params held in memory = a·N), refreshed from the rounded shape.
+Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named; optional ones only when set):
+  throughput    (D/B) · step_seconds(N, B, G; layout) <= 3600 · goodput · T      (the cluster model)
+  memory        memory_bytes(N, G; layout) <= usable device memory                (the cluster model)
+  replica       tp · pp <= G                 (at least one model replica)
+  dp_min        G · micro_batch · seq_len / (tp · pp) <= B   (a micro-batch per data-parallel rank)
+  law_batch     B >= B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D, DeepSeek in C = 6ND;
+                below it the law predicts a worse loss at the same tokens)
+  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law: at the batch law's optimum every token
+                counts; above it processed tokens grow in proportion to the batch, McCandlish et al. 2018's
+                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law
+                (without batch coupling the batch is fixed at B_law: law_batch_max B <= B_law)
+  flops         6ND <= budget;  dollars  G·T·price (+ serving) <= dollars;  gpu_hours  G·T <= limit
+  deadline      T <= hours;  sizing  T <= sizing hours (no deadline: a cluster size, not a user limit)
+  max_devices   G <= limit;  min/max_params, min/max_tokens   bounds on N and D
+  step_time     (D/B) · min_step_seconds <= 3600 · T
+  target_loss   L(N, D_eff) <= target (objectives cost and time)
+  unique_tokens D <= epochs·U;  data_params  N <= r·N_opt(U)   (data-constrained plans; the law then sees
+                q·N and m·D_eff with Parameters params_scale q and tokens_scale m)
+Serving dollars for ``inference`` demand: tokens served × $ per token (compute-bound decode, a monomial in N).
 cvxpy is imported here only, so importing the planner package stays cheap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, fields
 from typing import Any
 
+from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
 from cost_models.inference import usd_per_million_tokens
-from cost_models.training import cost_usd, gpu_hours, state_bytes_per_device, training_flops
+from cost_models.training import cost_usd, training_flops
 from laws.base import Law
 
 # name -> (sense, unit of the limit)
 CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "throughput": ("<=", "FLOP/s per device (mfu × peak)"),
+    "throughput": ("<=", "hours of steady training / goodput (cluster model)"),
     "flops": ("<=", "FLOP"),
     "dollars": ("<=", "USD"),
     "gpu_hours": ("<=", "device-hours"),
     "deadline": ("<=", "hours"),
+    "sizing": ("<=", "hours (cluster sizing horizon, not a user limit)"),
     "memory": ("<=", "bytes per device"),
+    "replica": ("<=", "devices (tp·pp of one replica)"),
     "max_devices": ("<=", "devices"),
     "max_params": ("<=", "params"),
     "max_tokens": ("<=", "tokens"),
     "min_params": (">=", "params"),
     "min_tokens": (">=", "tokens"),
     "target_loss": ("<=", "nats/token"),
-    "critical_batch": ("<=", "tokens (processed >= effective × (1 + B/B_crit))"),
-    "dp_min": ("<=", "tokens per batch"),
+    "critical_batch": ("<=", "tokens (processed >= effective)"),
+    "large_batch": ("<=", "tokens (processed >= effective × batch / the batch law's optimum)"),
+    "dp_min": ("<=", "tokens per batch (one micro-batch per data-parallel rank)"),
+    "law_batch": (">=", "tokens per batch (the batch law's optimum)"),
+    "law_batch_max": ("<=", "tokens per batch (fixed at the batch law's optimum)"),
     "step_time": ("<=", "hours"),
     "unique_tokens": ("<=", "unique tokens (value: unique tokens trained on)"),
     "data_params": ("<=", "params (N_opt of the unique tokens)"),
 }
-COUPLING = frozenset({"critical_batch", "dp_min", "step_time"})
+ALWAYS = frozenset({"throughput", "memory", "replica", "dp_min", "critical_batch", "law_batch"})
 DATA = frozenset({"unique_tokens", "data_params"})
+INTERNAL = ALWAYS | DATA | {"sizing", "law_batch_max", "large_batch"}  # not limits the user gave
 OBJECTIVES = ("loss", "cost", "time")
-
 SOLVERS = ("CLARABEL", "SCS")
+# The shape-dependent terms as monomials of N (N ∝ layers · width², layers ∝ width under the aspect rule).
+WIDTH_EXPONENT = 1.0 / 3.0
+LAYERS_WIDTH_EXPONENT = 2.0 / 3.0
+TERM_COEFFICIENTS = ("a_flops", "c_layers_width", "c_attn_width", "c_moe_layers_width", "c_width", "a_dense",
+                     "a_expert")
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What fixes a compiled program's shape: which constraints, which layout terms exist, the exponents."""
+
+    active: frozenset[str]
+    objective: str = "loss"
+    inference: bool = False
+    elastic: str | None = None
+    bcrit_exponent: float = 1.0
+    layout_terms: frozenset[str] = frozenset()   # LayoutNumbers fields that are present (not None)
+    moe: bool = False
+    batch_exponents: tuple[float, float] = (0.0, 0.0)   # (beta on D, gamma on N) of the law_batch constraint
+    coupled: bool = True   # False: batch fixed at the batch law's optimum, no critical-batch token overhead
 
 
 @dataclass
@@ -73,41 +99,40 @@ class Solution:
     devices: float
     hours: float
     duals: dict[str, float]
-    effective_tokens: float | None = None
-    batch_tokens: float | None = None
+    effective_tokens: float
+    batch_tokens: float
+    errors: list[str]
+    sides: dict[str, tuple[float, float]]  # constraint -> (left side, right side) at the solution
 
 
 class TrainingProgram:
-    """One compiled DGP. ``solve(values)`` sets the Parameters and re-solves (warm: ~1 ms).
+    """One compiled DGP. ``solve(values)`` sets the Parameters and re-solves.
 
     With ``elastic`` naming one limit, that limit is multiplied by a free factor s >= 1 and the program
-    minimizes s instead of loss: the smallest relaxation of that one limit that makes the request feasible.
+    minimizes s instead: the smallest relaxation of that one limit that makes the request feasible.
     """
 
-    def __init__(
-        self, law: Law, active: frozenset[str], objective: str = "loss", inference: bool = False,
-        elastic: str | None = None, bcrit_exponent: float = 1.0,
-    ):
+    def __init__(self, law: Law, st: Structure):
         import cvxpy as cp
 
-        self.law, self.active, self.elastic, self.objective = law, active, elastic, objective
+        self.law, self.st = law, st
+        active, elastic = st.active, st.elastic
         N = cp.Variable(pos=True, name="params")
         D = cp.Variable(pos=True, name="tokens")
+        Deff = cp.Variable(pos=True, name="effective_tokens")
+        B = cp.Variable(pos=True, name="batch_tokens")
         G = cp.Variable(pos=True, name="devices")
         T = cp.Variable(pos=True, name="hours")
-        self.vars = (N, D, G, T)
-        coupled = "critical_batch" in active
-        Deff = cp.Variable(pos=True, name="effective_tokens") if coupled else D
-        B = cp.Variable(pos=True, name="batch_tokens") if coupled else None
-        self.coupled = (Deff, B) if coupled else None
-        names = ("peak", "mfu", "price", "bytes_per_param", *sorted(active - COUPLING))
-        if coupled:
-            names += ("bstar", "seq_per_tp") + (("step_seconds",) if "step_time" in active else ())
-        if inference:
-            names += ("serve_peak", "serve_efficiency", "serve_tokens")
-        data = "data_params" in active
-        if data:
-            names += ("params_scale", "tokens_scale")
+        self.vars = {"params": N, "tokens": D, "effective_tokens": Deff, "batch_tokens": B, "devices": G,
+                     "hours": T}
+        names = ["price", "goodput", "bstar", "law_batch_coef", "memory", "a_flops", "c_layers_width",
+                 "c_attn_width", "c_width", "a_dense", *(["a_expert", "c_moe_layers_width"] if st.moe else []),
+                 *sorted(active - ALWAYS - DATA)]
+        if st.inference:
+            names += ["serve_peak", "serve_efficiency", "serve_tokens"]
+        if "data_params" in active:
+            names += ["params_scale", "tokens_scale", "unique_tokens", "data_params"]
+        names += [f"layout_{f}" for f in sorted(st.layout_terms)]
         self.params = {n: cp.Parameter(pos=True, name=n) for n in names}
         p = self.params
         s = cp.Variable(pos=True, name="relax") if elastic else None
@@ -116,106 +141,138 @@ class TrainingProgram:
         def lim(name: str) -> Any:
             return p[name] * s if name == elastic else p[name]
 
+        def low(name: str) -> Any:
+            return p[name] / s if name == elastic else p[name]
+
+        n23, n13 = N**LAYERS_WIDTH_EXPONENT, N**WIDTH_EXPONENT
+        terms = ModelTerms(
+            params=p["a_flops"] * N, dense_params=p["a_dense"] * N, expert_params=p["a_expert"] * N if st.moe else None,
+            layers_width=p["c_layers_width"] * n23, attn_width=p["c_attn_width"] * n23,
+            moe_layers_width=p["c_moe_layers_width"] * n23 if st.moe else None, width=p["c_width"] * n13,
+        )
+        numbers = LayoutNumbers(**{f.name: (p[f"layout_{f.name}"] if f.name in st.layout_terms else None)
+                                   for f in fields(LayoutNumbers)})
         flops = training_flops(N, D)
-        if data:  # effective params and tokens of the data-constrained law (a monomial substitution)
+        if "data_params" in active:
             loss = law.expr(params=N * p["params_scale"], tokens=Deff * p["tokens_scale"])
         else:
             loss = law.expr(params=N, tokens=Deff)
         dollars = cost_usd(G * T, p["price"])
-        if inference:  # compute-bound serving: 2N FLOPs per token at serve_efficiency × peak
+        if st.inference:  # compute-bound serving: 2N FLOPs per token at serve_efficiency × peak
             per_million = usd_per_million_tokens(p["price"], p["serve_peak"] / (2 * N), p["serve_efficiency"])
             dollars = dollars + per_million * p["serve_tokens"] / 1e6
+        beta, gamma = st.batch_exponents
+        law_b = p["law_batch_coef"] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
         build = {
+            "throughput": lambda: training_seconds(terms, numbers, D, B, G) <= 3600.0 * p["goodput"] * T,
+            "memory": lambda: memory_bytes(terms, numbers, G) <= lim("memory"),
+            "replica": lambda: numbers.mp <= G,
+            "dp_min": lambda: G * numbers.mb_seq / numbers.mp <= B,
+            "critical_batch": lambda: Deff <= D,
+            "large_batch": lambda: Deff * B <= D * law_b,
+            "law_batch": lambda: law_b <= B,
+            "law_batch_max": lambda: B <= law_b,
             "flops": lambda: flops <= lim("flops"),
             "dollars": lambda: dollars <= lim("dollars"),
             "target_loss": lambda: loss <= lim("target_loss"),
             "gpu_hours": lambda: G * T <= lim("gpu_hours"),
             "deadline": lambda: T <= lim("deadline"),
-            "memory": lambda: state_bytes_per_device(N, G, p["bytes_per_param"]) <= lim("memory"),
+            "sizing": lambda: T <= p["sizing"],
             "max_devices": lambda: G <= lim("max_devices"),
             "max_params": lambda: N <= lim("max_params"),
             "max_tokens": lambda: D <= lim("max_tokens"),
-            "min_params": lambda: (p["min_params"] / s if elastic == "min_params" else p["min_params"]) <= N,
-            "min_tokens": lambda: (p["min_tokens"] / s if elastic == "min_tokens" else p["min_tokens"]) <= D,
-            "critical_batch": lambda: Deff + Deff * B * loss**bcrit_exponent / p["bstar"] <= D,
-            "dp_min": lambda: G * p["seq_per_tp"] <= B,
-            "step_time": lambda: D / B * p["step_seconds"] <= 3600.0 * T,
+            "min_params": lambda: low("min_params") <= N,
+            "min_tokens": lambda: low("min_tokens") <= D,
+            "step_time": lambda: D / B * p["step_time"] <= 3600.0 * T,
             "unique_tokens": lambda: D <= lim("unique_tokens"),
             "data_params": lambda: N <= lim("data_params"),
         }
-        self.constraints = {"throughput": gpu_hours(flops, p["peak"], p["mfu"]) <= G * T}
-        for name in sorted(active):
-            self.constraints[name] = build[name]()
+        names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
+        self.constraints = {name: build[name]() for name in sorted(names_all)}
         cons = list(self.constraints.values())
         if s is not None:
             cons.append(s >= 1)
             objective = cp.Minimize(s)
         else:
-            objective = cp.Minimize({"loss": loss, "cost": dollars, "time": T}[objective])
+            objective = cp.Minimize({"loss": loss, "cost": dollars, "time": T}[st.objective])
         self.problem = cp.Problem(objective, cons)
+        # cvxpy Parameters and the compiled problem are mutable state: one solve at a time per program.
+        self._lock = threading.Lock()
 
     def solve(self, values: dict[str, float]) -> Solution:
-        """Set the Parameters and solve: Clarabel first, SCS on a numerical failure or inaccurate answer.
+        """Set the Parameters and solve: Clarabel first, then SCS on any exception or inaccurate answer.
 
-        The first solver to report optimal (or a definite infeasible/unbounded) wins; if none does, the first
-        inaccurate solution is returned with status ``optimal_inaccurate`` (the plan flags it).
+        The first solver to report optimal (or a definite infeasible/unbounded) wins. An inaccurate answer is
+        never returned as optimal: if no solver certifies the request, the status is ``solver_error`` and
+        ``errors`` says what each solver did.
         """
+        with self._lock:
+            return self._solve(values)
+
+    def _solve(self, values: dict[str, float]) -> Solution:
         import warnings
 
         import cvxpy as cp
 
         for name, par in self.params.items():
             par.value = values[name]
-        fallback: Solution | None = None
-        status, used = "solver_error", SOLVERS[0]
+        errors: list[str] = []
         for solver in SOLVERS:
-            used = solver
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the status is reported, not printed
                     self.problem.solve(gp=True, solver=solver)
                 status = self.problem.status
-            except cp.error.SolverError:
-                status = "solver_error"
+            except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
+                errors.append(f"{solver}: {type(e).__name__}: {str(e)[:120]}")
+                continue
             if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
-                return self._collect(status, solver)
-            if status == cp.OPTIMAL_INACCURATE and fallback is None:
-                fallback = self._collect(status, solver)
-        return fallback if fallback is not None else self._collect(status, used)
+                return self._collect(status, solver, errors)
+            errors.append(f"{solver}: {status}")
+        return self._collect("solver_error", "none", errors)
 
-    def _collect(self, status: str, solver: str) -> Solution:
-        import cvxpy as cp
+    def _collect(self, status: str, solver: str, errors: list[str]) -> Solution:
+        import math
 
-        N, D, G, T = (float(v.value) if v.value is not None else float("nan") for v in self.vars)
-        deff = batch = None
-        if self.coupled is not None and self.coupled[1].value is not None:
-            deff, batch = float(self.coupled[0].value), float(self.coupled[1].value)
-        duals = {}
-        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and self.relax is None:
+        def val(name: str) -> float:
+            v = self.vars[name].value
+            return float(v) if v is not None else math.nan
+
+        duals, sides = {}, {}
+        if status == "optimal" and self.relax is None:
             # Elasticities below 1e-7 are solver noise on slack constraints: report them as exactly 0.
-            duals = {k: _clean(float(c.dual_value)) for k, c in self.constraints.items()}
-        value = float(self.problem.value) if self.problem.value is not None else float("nan")
-        return Solution(status, solver, value, N, D, G, T, duals, deff, batch)
+            duals = {k: _clean(c.dual_value) for k, c in self.constraints.items()}
+            for k, c in self.constraints.items():
+                try:
+                    sides[k] = (float(c.args[0].value), float(c.args[1].value))
+                except (TypeError, ValueError, AttributeError):
+                    pass
+        value = float(self.problem.value) if self.problem.value is not None else math.nan
+        return Solution(status, solver, value, val("params"), val("tokens"), val("devices"), val("hours"), duals,
+                        val("effective_tokens"), val("batch_tokens"), errors, sides)
 
 
-def _clean(dual: float) -> float:
-    return dual if dual > 1e-7 else 0.0
+def _clean(dual: Any) -> float:
+    try:
+        d = float(dual)
+    except (TypeError, ValueError):
+        return 0.0
+    return d if d > 1e-7 else 0.0
 
 
 _CACHE: dict[tuple, TrainingProgram] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def _law_key(law: Law) -> tuple:
-    return (law.form, tuple(sorted(law.coefficients.items())))
+    return (law.form, law.id, tuple(sorted(law.coefficients.items())))
 
 
-def get_program(
-    law: Law, active: frozenset[str], objective: str = "loss", inference: bool = False, elastic: str | None = None,
-    bcrit_exponent: float = 1.0,
-) -> TrainingProgram:
-    """The compiled program for this law, constraint set and objective (built on first use, then reused)."""
-    key = (_law_key(law), active, objective, inference, elastic, bcrit_exponent)
-    prog = _CACHE.get(key)
-    if prog is None:
-        prog = _CACHE[key] = TrainingProgram(law, active, objective, inference, elastic, bcrit_exponent)
+def get_program(law: Law, st: Structure) -> TrainingProgram:
+    """The compiled program for this law and structure (built on first use, then reused)."""
+    key = (_law_key(law), st)
+    with _CACHE_LOCK:  # built under the lock so two threads never share a half-built program
+        prog = _CACHE.get(key)
+        if prog is None:
+            prog = _CACHE[key] = TrainingProgram(law, st)
     return prog

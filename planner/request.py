@@ -27,7 +27,7 @@ ALLOWED: dict[str, str] = {
     "max_tokens": "tokens in [1e3, 1e17]",
     "sizing_days": "days in [1/24, 3650]",
     "bytes_per_param": "bytes in [0.5, 64]",
-    "precision": "bf16, fp8, fp4 or any",
+    "precision": "native, bf16, fp16, fp8, fp4 or any",
     "objective": "loss, cost or time",
     "target_loss": "nats/token in [0.01, 20]",
     "inference_tokens": "tokens served over the model's life in [1, 1e18]",
@@ -146,7 +146,9 @@ class PlanRequest(Request):
     mfu: float | None = _f(gt=0, le=1, doc="model FLOPs utilization; default from the throughput model")
     price: float | None = _f(gt=0, le=1000, doc="USD per device-hour; default from the catalog")
     price_tier: Literal["hyperscaler", "gpu_cloud", "committed"] | None = None
-    precision: Literal["bf16", "fp8", "fp4", "any"] = "bf16"
+    precision: Literal["native", "bf16", "fp16", "fp8", "fp4", "any"] = Field(
+        default="native", description="training precision: native (bf16, or fp16 where there is no bf16), a dtype, "
+        "or any (bf16/fp16/fp8; fp4 only when asked for)")
     objective: Literal["loss", "cost", "time"] = "loss"
     target_loss: float | None = _f(gt=0, le=20, doc="loss to reach (objectives cost and time)")
     inference_tokens: float | None = _f(gt=0, le=1e18, doc="tokens served over the model's life")

@@ -1,0 +1,133 @@
+"""Evaluate a concrete run on a concrete layout, and search the layouts for the fastest that fits.
+
+``evaluate_layout`` is the plain-number reading of ``cost_models.cluster`` for one shape, layout, batch and
+device count; ``best_layout`` tries every layout of ``cluster.candidate_layouts`` (pinned dimensions stay
+fixed) and keeps the one with the shortest step whose memory fits. ``planner cost``, the planner's rounding
+and the calibration all use these two functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cost_models.architecture import ModelShape
+from cost_models.cluster import (
+    Hardware,
+    Layout,
+    as_numbers,
+    candidate_layouts,
+    layout_numbers,
+    memory_parts,
+    step_breakdown,
+    terms_of_shape,
+)
+
+
+class LayoutEstimate(BaseModel):
+    """One layout's step time (seconds) by cause, memory per device (bytes) and predicted MFU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    layout: Layout
+    devices: int
+    batch_tokens: float
+    step_seconds: float
+    step_breakdown: dict[str, float] = Field(description="seconds per step: compute, recompute, tp_comm, "
+                                                         "ep_comm, pp_bubble, dp_comm")
+    memory_bytes: float
+    memory_breakdown: dict[str, float]
+    usable_memory_bytes: float
+    fits: bool
+    mfu: float = Field(description="model FLOPs (6·N_active per token) / (devices × step × peak)")
+    tokens_per_second_per_device: float
+    problems: list[str] = Field(default_factory=list, description="why the layout cannot run as given")
+
+
+def layout_problems(shape: ModelShape, layout: Layout, devices: int, batch_tokens: float,
+                    devices_per_node: int) -> list[str]:
+    """Why ``layout`` cannot run ``shape`` on ``devices`` with ``batch_tokens`` (empty if it can)."""
+    out = []
+    mp = layout.tp * layout.pp
+    if layout.tp > devices_per_node:
+        out.append(f"tp={layout.tp} exceeds the {devices_per_node} devices of a node")
+    if devices % mp:
+        out.append(f"{devices} devices are not a multiple of tp·pp = {mp}")
+    if layout.pp > shape.layers:
+        out.append(f"pp={layout.pp} exceeds the {shape.layers} layers")
+    if shape.heads % layout.tp:
+        out.append(f"tp={layout.tp} does not divide the {shape.heads} heads")
+    dp = max(devices // mp, 1)
+    seqs = batch_tokens / shape.seq_len
+    if seqs + 1e-9 < dp * layout.micro_batch:
+        out.append(f"batch of {seqs:.4g} sequences is below one micro-batch of {layout.micro_batch} per "
+                   f"data-parallel rank (dp = {dp})")
+    if shape.is_moe and (shape.experts % layout.ep or dp % layout.ep):
+        out.append(f"ep={layout.ep} must divide the {shape.experts} experts and dp = {dp}")
+    return out
+
+
+def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_tokens: float,
+                    devices: int) -> LayoutEstimate:
+    """Step time, memory and MFU of ``shape`` trained on ``devices`` × ``hw`` in ``layout``."""
+    m = terms_of_shape(shape)
+    n = layout_numbers(layout, hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe)
+    steps = as_numbers(step_breakdown(m, n, batch_tokens, devices))
+    mem = as_numbers(memory_parts(m, n, devices))
+    step = sum(steps.values())
+    total_mem = sum(mem.values())
+    model_flops = 6.0 * m.params * batch_tokens
+    return LayoutEstimate(
+        layout=layout, devices=devices, batch_tokens=batch_tokens, step_seconds=step, step_breakdown=steps,
+        memory_bytes=total_mem, memory_breakdown=mem, usable_memory_bytes=hw.memory, fits=total_mem <= hw.memory,
+        mfu=model_flops / (devices * step * hw.peak), tokens_per_second_per_device=batch_tokens / (step * devices),
+        problems=layout_problems(shape, layout, devices, batch_tokens, hw.devices_per_node),
+    )
+
+
+def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
+                **pinned) -> tuple[LayoutEstimate | None, list[LayoutEstimate]]:
+    """The fastest valid layout that fits memory (None if none does) and every valid layout evaluated.
+
+    ``pinned`` fixes layout dimensions (tp, pp, micro_batch, recompute, zero_stage, ep); None leaves one free.
+    """
+    layouts = candidate_layouts(hw.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
+                                **{k: v for k, v in pinned.items() if v is not None})
+    if shape.is_moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
+        extra = []
+        for lay in layouts:
+            for e in _pow2_down(lay.ep):
+                extra.append(lay.model_copy(update={"ep": e}))
+        layouts = extra
+    valid = []
+    for lay in layouts:
+        est = evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices)
+        if not est.problems:
+            valid.append(est)
+    fitting = [e for e in valid if e.fits]
+    best = min(fitting, key=lambda e: (e.step_seconds, e.memory_bytes)) if fitting else None
+    return best, valid
+
+
+def _pow2_down(n: int) -> list[int]:
+    out = []
+    while n >= 1:
+        out.append(n)
+        n //= 2
+    return out
+
+
+def fewest_devices(shape: ModelShape, hw: Hardware, *, batch_tokens: float | None = None,
+                   max_devices: int = 1 << 22, **pinned) -> int | None:
+    """The fewest devices (whole nodes from one node up) on which some layout holds ``shape`` in memory."""
+    g = 1
+    while g <= max_devices:
+        batch = batch_tokens if batch_tokens is not None else float(g * shape.seq_len)
+        best, _ = best_layout(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
+        if best is not None:
+            return g
+        g = g * 2 if g < hw.devices_per_node else g + hw.devices_per_node * max(1, g // (8 * hw.devices_per_node))
+        if g > hw.devices_per_node:
+            g = math.ceil(g / hw.devices_per_node) * hw.devices_per_node
+    return None

@@ -1,0 +1,261 @@
+"""Solve the program for one (law variant, accelerator, layout): the Parameters' values, the shape fixed point,
+the layout search around it and the diagnosis of infeasible requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any
+
+from cost_models.architecture import ModelShape, active_params
+from cost_models.catalog import Accelerator
+from cost_models.cluster import Hardware, Layout, LayoutNumbers, candidate_layouts, layout_numbers, terms_of_shape
+from cost_models.cluster import memory_bytes as _memory_bytes
+from cost_models.cluster import step_seconds as _step_seconds
+from cost_models.inference import DEFAULT_EFFICIENCY
+from cost_models.throughput import DEFAULT_GOODPUT
+from laws.base import Law
+from planner.errors import InfeasiblePlanError, InputError
+from planner.program import (
+    ALWAYS,
+    DATA,
+    LAYERS_WIDTH_EXPONENT,
+    WIDTH_EXPONENT,
+    Solution,
+    Structure,
+    get_program,
+)
+from planner.request import PlanRequest
+from planner.rounding import fit_shape
+
+# Critical batch B_crit(L) = B*·L^(−1/alpha_B), Kaplan et al. 2020 eq. 1.4 / 5.3 and Table 5 (B* 2.1e8 tokens,
+# alpha_B 0.21). L is the plan's predicted loss under the chosen law.
+KAPLAN_BSTAR = 2.1e8
+KAPLAN_ALPHA_B = 0.21
+
+# request field -> constraint name (limits on the program)
+LIMIT_FIELDS = {
+    "budget_flops": "flops",
+    "dollars": "dollars",
+    "gpu_hours": "gpu_hours",
+    "deadline_days": "deadline",
+    "max_gpus": "max_devices",
+    "max_params": "max_params",
+    "max_tokens": "max_tokens",
+    "min_params": "min_params",
+    "min_tokens": "min_tokens",
+    "target_loss": "target_loss",
+    "min_step_seconds": "step_time",
+}
+FIELD_OF = {v: k for k, v in LIMIT_FIELDS.items()}
+
+
+def critical_batch_tokens(loss):
+    """Kaplan's critical batch in tokens at ``loss`` (nats/token)."""
+    return KAPLAN_BSTAR * loss ** (-1.0 / KAPLAN_ALPHA_B)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One discrete choice: an accelerator at a precision, with its price."""
+
+    acc: Accelerator
+    precision: str
+    peak: float
+    price: float
+    price_source: str
+
+    @property
+    def hw(self) -> Hardware:
+        return Hardware.of(self.acc, self.precision)
+
+
+@dataclass
+class Solved:
+    """A solved program for one (variant, candidate, layout), before it is made a whole cluster."""
+
+    var: Any
+    cand: Candidate
+    layout: Layout
+    sol: Solution
+    values: dict[str, float]
+    structure: Structure
+    shape: ModelShape
+
+    def estimate(self, objective: str) -> float:
+        """The objective at the program's optimum (the loss under the variant's full law)."""
+        if objective == "loss":
+            return self.var.loss(self.sol.params, self.sol.effective_tokens)
+        return self.sol.value
+
+
+@lru_cache(maxsize=8)
+def batch_law_monomial(lr_law: str) -> tuple[float, float, float, str]:
+    """(coef, beta, gamma, law id): the batch law as B = coef · D^beta · N^gamma (exact for its monomial form;
+    DeepSeek's B(C) with C = 6ND). Read off the law by evaluating it, so the coefficients stay in the catalog."""
+    from planner.hyperparams import law_batch_tokens
+
+    def b(n: float, d: float) -> float:
+        return law_batch_tokens(lr_law, d, 6.0 * n * d)[0]
+
+    n0, d0, h = 1e9, 1e10, math.log(10.0)
+    base = b(n0, d0)
+    beta = math.log(b(n0, d0 * 10) / base) / h
+    gamma = math.log(b(n0 * 10, d0) / base) / h
+    beta, gamma = (0.0 if abs(x) < 1e-9 else x for x in (beta, gamma))
+    return base / (d0**beta * n0**gamma), beta, gamma, law_batch_tokens(lr_law, d0, 6 * n0 * d0)[1]
+
+
+def shape_for(var: Any, params: float, seq_len: int) -> ModelShape:
+    """The rounded shape for the law's ``params`` count of this variant."""
+    return fit_shape(params, count=var.count, experts=var.experts, seq_len=seq_len).shape
+
+
+def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
+    """Coefficients that make the program's monomials of N equal the shape's exact terms at N = ``params``."""
+    t = terms_of_shape(shape)
+    n23, n13 = params**LAYERS_WIDTH_EXPONENT, params**WIDTH_EXPONENT
+    out = {"a_flops": t.params / params, "c_layers_width": t.layers_width / n23, "c_attn_width": t.attn_width / n23,
+           "c_width": t.width / n13, "a_dense": t.dense_params / params}
+    if t.expert_params is not None:
+        out["a_expert"] = t.expert_params / params
+        out["c_moe_layers_width"] = t.moe_layers_width / n23
+    return out
+
+
+def numbers_for(request: PlanRequest, cand: Candidate, layout: Layout, shape: ModelShape) -> LayoutNumbers:
+    return layout_numbers(layout, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
+                          shape.is_moe, request.mfu)
+
+
+def lr_law_of(request: PlanRequest) -> str:
+    return request.lr_law or ("joint-moe-2025" if request.is_moe else "steplaw-2025")
+
+
+def active_constraints(request: PlanRequest, var: Any) -> frozenset[str]:
+    active = {c for f, c in LIMIT_FIELDS.items() if getattr(request, f) is not None}
+    if var.unique_tokens is not None:
+        active |= DATA
+    return frozenset(active)
+
+
+def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layout, shape: ModelShape,
+                   params_hint: float, active: frozenset[str], elastic: str | None = None
+                   ) -> tuple[Structure, dict[str, float]]:
+    """The program's structure and Parameter values for this variant, candidate, layout and shape."""
+    numbers = numbers_for(request, cand, layout, shape)
+    present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
+    coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
+    inference = request.inference_tokens is not None
+    st = Structure(active=active, objective=request.objective, inference=inference, elastic=elastic,
+                   bcrit_exponent=1.0 / KAPLAN_ALPHA_B, layout_terms=present, moe=shape.is_moe,
+                   batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False)
+    values: dict[str, float] = {
+        "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
+        "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
+        **term_coefficients(shape, params_hint),
+    }
+    values.update({f"layout_{f}": float(getattr(numbers, f)) for f in present})
+    for f, c in LIMIT_FIELDS.items():
+        if c in active:
+            v = float(getattr(request, f))
+            values[c] = v * 24.0 if c == "deadline" else v
+    if "sizing" in active:
+        values["sizing"] = request.sizing_days * 24.0
+    if inference:
+        values.update(serve_peak=cand.peak, serve_efficiency=DEFAULT_EFFICIENCY,
+                      serve_tokens=request.inference_tokens)
+    if var.unique_tokens is not None:
+        values.update(unique_tokens=var.epochs * var.unique_tokens, data_params=var.params_limit,
+                      params_scale=var.params_scale, tokens_scale=var.tokens_scale)
+    return st, values
+
+
+def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layout: Layout,
+                 params_hint: float) -> Solved:
+    """Solve with ``layout``; the shape terms are refreshed from the rounded shape until N settles."""
+    active = active_constraints(request, var)
+    n = params_hint
+    sol = None
+    for _ in range(4):
+        shape = shape_for(var, n, request.seq_len)
+        st, values = program_inputs(request, var, cand, layout, shape, n, active)
+        sol = get_program(law, st).solve(values)
+        if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
+            break
+        n = sol.params
+    assert sol is not None
+    return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
+                  if sol.status == "optimal" else shape)
+
+
+def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
+    """The most memory-frugal layout of the search: full recomputation, ZeRO-3, tp up to 8 in a node."""
+    tp = request.tensor_parallel or min(8, cand.acc.devices_per_node)
+    ep = min(2 ** int(math.log2(experts)), 64) if experts > 1 else 1
+    return Layout(tp=tp, pp=1, recompute="full", zero_stage=3, ep=ep)
+
+
+def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, batch: float, devices: float,
+                   keep: int = 3) -> list[Layout]:
+    """The layouts of the search ranked by step time at (batch, devices) among those whose memory fits there
+    (continuous devices: divisibility is settled when the cluster is made whole)."""
+    t = terms_of_shape(shape)
+    devices = max(devices, 1.0)
+    ranked = []
+    for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
+                                 tp=request.tensor_parallel):
+        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or shape.heads % lay.tp:
+            continue
+        n = numbers_for(request, cand, lay, shape)
+        b = max(batch, devices * n.mb_seq / n.mp)
+        step = float(_step_seconds(t, n, b, devices))
+        mem = float(_memory_bytes(t, n, devices))
+        ranked.append((mem > cand.hw.memory, step / b, lay))
+    ranked.sort(key=lambda x: (x[0], x[1]))
+    return [lay for _, _, lay in ranked[:keep]]
+
+
+def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dict[str, float]]
+             ) -> InfeasiblePlanError:
+    """Which single user limit, relaxed alone, makes the request feasible, and to what value."""
+    st, values = solved_inputs
+    fixes: dict[str, float] = {}
+    parts = []
+    for name in sorted(st.active - ALWAYS - DATA - {"sizing"}):
+        est = Structure(**{**st.__dict__, "elastic": name})
+        sol = get_program(law, est).solve(values)
+        if sol.status != "optimal":
+            continue
+        factor = max(sol.value, 1.0) * (1 + 1e-4)
+        lowers = name.startswith("min_")
+        new = values[name] / factor if lowers else values[name] * factor
+        fixes[FIELD_OF.get(name, name)] = new / 24.0 if name == "deadline" else new
+        parts.append(("lower " if lowers else "raise ") + describe(name, values[name], new))
+    if not parts:
+        return InfeasiblePlanError("limits", "no plan meets every limit, and no single limit relaxed alone fixes it")
+    first = next(iter(fixes))
+    return InfeasiblePlanError(first, "no plan meets every limit; any one of these fixes it: " + "; ".join(parts),
+                               fixes)
+
+
+def describe(name: str, old: float, new: float) -> str:
+    field = FIELD_OF.get(name, name)
+    if name == "deadline":
+        return f"{field} from {old / 24:.4g} to {new / 24:.4g} days"
+    if name == "dollars":
+        return f"{field} from ${old:,.0f} to ${new:,.0f}"
+    if name == "max_devices":
+        return f"{field} from {old:.0f} to {math.ceil(new - 1e-6):.0f}"
+    return f"{field} from {old:.4g} to {new:.4g}"
+
+
+def solver_failure(sol: Solution) -> InputError:
+    tried = "; ".join(sol.errors) or "no solver answered"
+    return InputError("solver", f"solver could not certify a plan (tried {tried})")
+
+
+def active_params_of(shape: ModelShape) -> float:
+    return float(active_params(shape))
