@@ -50,6 +50,8 @@ OPTION_OF = {
     "zero_stage": "--zero-stage",
     "recompute": "--recompute",
     "pipeline_parallel": "--pipeline-parallel",
+    "micro_batch": "--micro-batch",
+    "batch_tokens": "--batch-tokens",
     "form": "--form",
     "flops": "--flops",
     "unique_tokens": "--unique-tokens",
@@ -61,7 +63,6 @@ OPTION_OF = {
     "max_experts": "--max-experts",
     "max_epochs": "--max-epochs",
     "lr_law": "--lr-law",
-    "batch_tokens": "--batch-tokens",
     "loss": "--loss",
     "steps": "--steps",
     "output": "--output",
@@ -156,7 +157,8 @@ LawOpt = Annotated[str | None, typer.Option(help="Law id (see `planner laws`) or
 MfuOpt = Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")]
 PriceOpt = Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")]
 PriceTierOpt = Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud or committed.")]
-PrecisionOpt = Annotated[str, typer.Option(help="bf16, fp8, fp4 or any (peak FLOP/s used).")]
+PrecisionOpt = Annotated[str, typer.Option(help="native (bf16; fp16 where there is no bf16), bf16, fp16, fp8, "
+                                                "fp4, or any (bf16/fp16/fp8; fp4 only when named).")]
 ObjectiveOpt = Annotated[str, typer.Option(help="loss (min loss), cost or time (need --target-loss).")]
 TargetLossOpt = Annotated[float | None, typer.Option("--target-loss", help="Loss to reach.")]
 GoodputOpt = Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")]
@@ -196,7 +198,7 @@ def optimize(
     mfu: MfuOpt = None,
     price: PriceOpt = None,
     price_tier: PriceTierOpt = None,
-    precision: PrecisionOpt = "bf16",
+    precision: PrecisionOpt = "native",
     objective: ObjectiveOpt = "loss",
     target_loss: TargetLossOpt = None,
     inference_tokens: Annotated[
@@ -268,8 +270,9 @@ def _render_plan(plan) -> None:
         ("tokens / param", f"{plan.tokens_per_param:.1f}"),
         ("batch", f"{plan.batch_tokens:.3g} tokens ({plan.batch_sequences:,.0f} × {plan.seq_len}), "
                   f"{plan.steps:,.0f} steps"),
-        ("critical batch", f"{plan.critical_batch_tokens:.3g} tokens; effective tokens {plan.effective_tokens:.4g}"
-                           + (" (coupled)" if plan.batch_coupling else "")),
+        ("batch law", f"optimum {plan.law_batch_tokens:.3g} tokens ({plan.batch_law}); effective tokens "
+                      f"{plan.effective_tokens:.4g}"
+                      + ("" if plan.batch_coupling else " (batch fixed at the optimum)")),
         ("learning rate", f"{plan.learning_rate:.3g} peak ({plan.lr_law}), {plan.warmup_steps:,} warmup steps, "
                           f"{plan.lr_schedule} to {plan.min_learning_rate:.3g}"),
         ("training FLOPs", f"{plan.flops:.4g}"),
@@ -279,17 +282,23 @@ def _render_plan(plan) -> None:
         ("device-hours", f"{plan.gpu_hours:,.0f}"),
         ("training cost", f"${plan.cost_usd:,.0f} at ${plan.price_usd_per_gpu_hour:.2f}/device-hour"),
         ("MFU × goodput", f"{plan.mfu:.0%} × {plan.goodput:.0%}"),
-        ("state memory / device", f"{plan.memory_per_gpu_gb:.1f} GB"),
+        ("step", f"{plan.step_seconds:.3g} s (" + ", ".join(f"{k} {v:.3g}" for k, v in plan.step_breakdown.items()
+                                                          if v) + ")"),
+        ("memory / device", f"{plan.memory_per_gpu_gb:.1f} GB"),
     ]
     sh, par, r = plan.shape, plan.parallelism, plan.rounded
     rows.append(("model shape", f"{sh['layers']} layers × d_model {sh['d_model']}, {sh['heads']} heads "
                                 f"({sh['kv_heads']} KV), ffn {sh['ffn_hidden']}, vocab {sh['vocab']}"
                                 + (f", {sh['experts']} experts top-{sh['top_k']}" if sh['experts'] > 1 else "")))
-    rows.append(("cluster", f"{par['nodes']} nodes × {par['devices_per_node']}: TP{par['tp']} PP{par['pp']} "
-                            f"DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
-                            + f", {par['grad_accum_steps']} micro-batches/step, {par['memory_per_device_gb']:.0f} GB"))
-    rows.append(("rounded plan", f"{r.total_params:.4g} params, {r.tokens:.4g} tokens, loss {r.loss:.4g}, "
-                                 f"{r.gpus:,} devices, {r.hours:,.1f} h, ${r.cost_usd:,.0f}"))
+    nodes = par["nodes"]
+    rows.append(("cluster", f"{nodes} node{'s' if nodes != 1 else ''} × {par['devices_per_node']}: TP{par['tp']} "
+                            f"PP{par['pp']} DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
+                            + f", {par['recompute']} recompute, ZeRO-{par['zero_stage']}, "
+                            f"{par['grad_accum_steps']} micro-batches/step"))
+    c = plan.continuous
+    if c:
+        rows.append(("program optimum", f"{c['params']:.4g} params, {c['tokens']:.4g} tokens on {c['devices']:.4g} "
+                                        "devices (continuous; the plan above is its whole cluster)"))
     if plan.unique_tokens is not None:
         rows.append(("data", f"{plan.epochs:.3g} epochs over {plan.unique_tokens:.3g} unique tokens"))
     if plan.inference:
@@ -349,16 +358,23 @@ def cost(
     tokens: Annotated[float, typer.Option(help="Training tokens.")],
     params: Annotated[float | None, typer.Option(help="Parameters (active for MoE).")] = None,
     gpu: Annotated[str, typer.Option(help="Accelerator id (see `planner gpus`).")] = "h100",
-    gpus: Annotated[int | None, typer.Option(help="Devices (default: sized to fit and finish in 30 days).")] = None,
-    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1].")] = None,
+    gpus: Annotated[int | None, typer.Option(help="Devices (default: fewest whole nodes that fit and finish in "
+                                                  "30 days).")] = None,
+    mfu: Annotated[float | None, typer.Option(help="Model FLOPs utilization in (0, 1] (default: predicted).")] = None,
     goodput: Annotated[float | None, typer.Option(help="Fraction of paid hours that make progress.")] = None,
     price: Annotated[float | None, typer.Option(help="USD per device-hour (default: catalog).")] = None,
     price_tier: Annotated[str | None, typer.Option("--price-tier", help="hyperscaler, gpu_cloud, committed.")] = None,
-    precision: Annotated[str, typer.Option(help="bf16, fp8 or fp4.")] = "bf16",
-    zero_stage: Annotated[int, typer.Option("--zero-stage", help="ZeRO stage 0-3.")] = 3,
-    recompute: Annotated[str, typer.Option(help="Activation recomputation: none, selective, full.")] = "selective",
-    tensor_parallel: Annotated[int, typer.Option("--tensor-parallel", help="Tensor-parallel degree.")] = 1,
-    pipeline_parallel: Annotated[int, typer.Option("--pipeline-parallel", help="Pipeline-parallel degree.")] = 1,
+    precision: Annotated[str, typer.Option(help="native (bf16, fp16 on V100), bf16, fp16, fp8 or fp4.")] = "native",
+    zero_stage: Annotated[int | None, typer.Option("--zero-stage", help="ZeRO stage 0-3 (default: searched).")] = None,
+    recompute: Annotated[str | None, typer.Option(help="Activation recomputation: none, selective, full "
+                                                       "(default: searched).")] = None,
+    tensor_parallel: Annotated[int | None, typer.Option("--tensor-parallel", help="Tensor-parallel degree "
+                                                                                  "(default: searched).")] = None,
+    pipeline_parallel: Annotated[int | None, typer.Option("--pipeline-parallel", help="Pipeline stages "
+                                                                                      "(default: searched).")] = None,
+    micro_batch: Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = None,
+    batch_tokens: Annotated[float | None, typer.Option("--batch-tokens", help="Global batch in tokens (default: the "
+                                                                              "Step Law optimum).")] = None,
     shape_file: ShapeFile = None, layers: Layers = None, d_model: DModel = None, heads: Heads = None,
     kv_heads: KvHeads = None, ffn_hidden: FfnHidden = None, vocab: Vocab = None, experts: Experts = 1,
     top_k: TopK = 1,
@@ -366,27 +382,32 @@ def cost(
     catalog: Annotated[list[str] | None, typer.Option("--catalog", help="Extra accelerator catalog TOML.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Price a given training run: FLOPs, GPU-hours, wall-clock, dollars, energy, memory per device."""
+    """Price a given training run on the cluster model: step time by cause, MFU, hours, dollars, memory."""
     from planner.evaluate import RunRequest, estimate_run, parse
 
     shape = _shape_options(shape_file, layers, d_model, heads, kv_heads, ffn_hidden, vocab, experts, top_k, seq_len)
     req = parse(RunRequest, params=params, tokens=tokens, gpu=gpu, gpus=gpus, mfu=mfu, goodput=goodput, price=price,
                 price_tier=price_tier, precision=precision, shape=shape, catalog=tuple(catalog or ()),
                 zero_stage=zero_stage, recompute=recompute, tensor_parallel=tensor_parallel,
-                pipeline_parallel=pipeline_parallel)
+                pipeline_parallel=pipeline_parallel, micro_batch=micro_batch, batch_tokens=batch_tokens,
+                experts=experts, top_k=top_k, seq_len=seq_len)
     est = estimate_run(req)
     if as_json:
         _emit_json(est.model_dump(mode="json"))
         return
+    br = ", ".join(f"{k} {v:.3g}" for k, v in est.step_breakdown.items() if v)
     rows = [
-        ("params", f"{est.params:.4g}"), ("tokens", f"{est.tokens:.4g}"),
+        ("params", f"{est.params:.4g} active, {est.total_params:.4g} total"), ("tokens", f"{est.tokens:.4g}"),
         ("training FLOPs", f"{est.flops:.4g}  ({est.flops_counting})"),
         ("devices", f"{est.gpus:,} × {est.gpu} ({est.precision})"),
+        ("layout", est.layout["label"] + f", dp {est.layout['dp']}"),
+        ("batch", f"{est.batch_tokens:.4g} tokens, {est.steps:,} steps"),
+        ("step", f"{est.step_seconds:.3g} s ({br})"),
         ("wall-clock", f"{est.hours:,.1f} h ({est.days:.1f} days)"), ("device-hours", f"{est.gpu_hours:,.0f}"),
         ("cost", f"${est.cost_usd:,.0f} at ${est.price_usd_per_gpu_hour:.2f}/device-hour"),
         ("MFU × goodput", f"{est.mfu:.0%} × {est.goodput:.0%} ({est.mfu_source})"),
         ("energy", f"{est.energy_kwh:,.0f} kWh" if est.energy_kwh else "n/a (no TDP in catalog)"),
-        ("memory / device", f"{est.memory_per_gpu_gb:.1f} GB" + ("" if est.memory_fits else "  (does NOT fit)")),
+        ("memory / device", f"{est.memory_per_gpu_gb:.1f} GB"),
     ]
     _render_rows("Training run", rows, est.notes)
 
@@ -666,7 +687,7 @@ def sweep(
     mfu: MfuOpt = None,
     price: PriceOpt = None,
     price_tier: PriceTierOpt = None,
-    precision: PrecisionOpt = "bf16",
+    precision: PrecisionOpt = "native",
     objective: ObjectiveOpt = "loss",
     target_loss: TargetLossOpt = None,
     goodput: GoodputOpt = None,

@@ -69,10 +69,12 @@ def layout_problems(shape: ModelShape, layout: Layout, devices: int, batch_token
 
 
 def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_tokens: float,
-                    devices: int) -> LayoutEstimate:
-    """Step time, memory and MFU of ``shape`` trained on ``devices`` × ``hw`` in ``layout``."""
+                    devices: int, mfu: float | None = None) -> LayoutEstimate:
+    """Step time, memory and MFU of ``shape`` trained on ``devices`` × ``hw`` in ``layout`` (``mfu`` given:
+    the step is model FLOPs at that MFU; see ``cluster.layout_numbers``)."""
     m = terms_of_shape(shape)
-    n = layout_numbers(layout, hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe)
+    n = layout_numbers(layout, hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe,
+                       mfu)
     steps = as_numbers(step_breakdown(m, n, batch_tokens, devices))
     mem = as_numbers(memory_parts(m, n, devices))
     step = sum(steps.values())
@@ -86,7 +88,7 @@ def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_to
     )
 
 
-def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
+def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int, mfu: float | None = None,
                 **pinned) -> tuple[LayoutEstimate | None, list[LayoutEstimate]]:
     """The fastest valid layout that fits memory (None if none does) and every valid layout evaluated.
 
@@ -102,7 +104,7 @@ def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices
         layouts = extra
     valid = []
     for lay in layouts:
-        est = evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices)
+        est = evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
         if not est.problems:
             valid.append(est)
     fitting = [e for e in valid if e.fits]

@@ -41,7 +41,7 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         lam = sol.duals.get(name, 0.0)
         if name in DATA:
             continue
-        if name in INTERNAL and lam <= 0:
+        if name in INTERNAL and (lam <= 0 or name not in ("memory", "replica", "throughput")):
             continue
         sense, unit = CONSTRAINTS[name]
         if sense == ">=" or name.startswith("min_"):
@@ -54,9 +54,10 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
             slack = 0.0
         is_binding = lam > 0 and abs(slack) <= BINDING_SLACK
         change = 0.0
-        if lam > 0 and name in s.values:  # a re-solve with this limit 10% higher
+        key = "goodput" if name == "throughput" else name  # throughput capacity scales with goodput
+        if lam > 0 and key in s.values:  # a re-solve with this limit 10% higher
             bumped = dict(s.values)
-            bumped[name] = bumped[name] * 1.1
+            bumped[key] = bumped[key] * 1.1
             again = program.solve(bumped)
             if again.status == "optimal":
                 change = _program_objective(s, again, request.objective) - base
@@ -66,7 +67,32 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         shadow[name] = change
         if is_binding and name not in INTERNAL:
             binding.append(name)
+    if s.var.unique_tokens is not None:  # the value of more unique data (envelope theorem, see below)
+        lam = _unique_tokens_elasticity(s.var, sol.params, sol.effective_tokens, request.objective, sol.duals)
+        u = s.var.unique_tokens
+        used = min(sol.tokens, u)
+        change = base * (1.1 ** (-lam) - 1)
+        is_binding = lam > 0 and sol.tokens >= u * (1 - BINDING_SLACK)
+        reports.append(ConstraintReport(name="unique_tokens", limit=u, value=used, unit=CONSTRAINTS["unique_tokens"][1],
+                                        sense="<=", slack=(u - used) / u, elasticity=lam,
+                                        objective_change_per_10pct=change, binding=is_binding))
+        shadow["unique_tokens"] = change
+        if is_binding:
+            binding.append("unique_tokens")
     return reports, binding, shadow
+
+
+def _unique_tokens_elasticity(var, params: float, effective_tokens: float, objective: str,
+                              duals: dict[str, float]) -> float:
+    """−d ln(objective)/d ln(unique tokens) at the plan (envelope theorem: U enters only the law, so its value
+    is the law's own sensitivity at fixed N and D, times the target's elasticity for objectives cost and time).
+    Its "Δ per +10%" is this elasticity applied to 10%, not a re-solve (a re-solve would re-run the data grid)."""
+    h = 0.01
+    lo, hi = (float(var.exact.predict(params=params, tokens=effective_tokens, unique_tokens=var.unique_tokens * f))
+              for f in (math.exp(-h), math.exp(h)))
+    loss_elasticity = -(math.log(hi) - math.log(lo)) / (2 * h)
+    scale = 1.0 if objective == "loss" else duals.get("target_loss", 0.0)
+    return max(scale * loss_elasticity, 0.0)
 
 
 def parallelism_of(w: WholePlan, per_node: int) -> dict:
@@ -104,8 +130,13 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         mfu_source = (f"predicted by the cluster model for {w.layout.label()} on {w.devices} x {acc.id} "
                       "(cost_models.cluster; calibration in docs/calibration.md)")
     if request.deadline_days is None and request.objective != "time":
-        notes.append(f"no deadline given: cluster sized to finish in about {request.sizing_days:g} days "
-                     "(sizing only, not a limit)")
+        if w.hours <= request.sizing_days * 24 * (1 + 1e-6):
+            notes.append(f"no deadline given: cluster sized to finish within {request.sizing_days:g} days "
+                         "(sizing only, not a limit)")
+        else:
+            notes.append(f"no deadline given: finishing within {request.sizing_days:g} days would take more "
+                         "devices than the batch law's optimal batch can feed or a worse objective; the plan runs "
+                         f"{w.hours / 24:.0f} days (pass --deadline-days to bound it)")
     if var.unique_tokens is not None:
         notes.append(f"data: {w.tokens / var.unique_tokens:.3g} epochs over {var.unique_tokens:.3g} unique tokens; "
                      "loss from the full Muennighoff law (grid of epochs x params ratio)")

@@ -91,6 +91,40 @@ def optimize(request: PlanRequest | None = None, /, **fields: Any) -> Plan:
         request = PlanRequest.parse(**fields)
     elif fields:
         raise TypeError("pass either a PlanRequest or keyword fields, not both")
+    try:
+        return _optimize(request)
+    except InfeasiblePlanError as e:
+        if not e.relaxations:
+            raise
+        raise _checked_relaxations(request, e) from None
+
+
+def _checked_relaxations(request: PlanRequest, e: InfeasiblePlanError) -> InfeasiblePlanError:
+    """Keep only relaxations that re-solve to a launchable plan (nudged up to 8 × 1% past the program's value,
+    since whole devices and sequences can need a little more than the continuous optimum)."""
+    ok: dict[str, float] = {}
+    parts = []
+    for field, value in e.relaxations.items():
+        lowers = field.startswith("min_")
+        for _ in range(8):
+            v = math.ceil(value) if field == "max_gpus" else value
+            try:
+                _optimize(request.model_copy(update={field: v}))
+            except InfeasiblePlanError:
+                value = value / 1.01 if lowers else value * 1.01
+                continue
+            ok[field] = v
+            shown = f"${v:,.0f}" if field == "dollars" else (f"{v:.0f}" if field == "max_gpus" else f"{v:.4g}")
+            parts.append(f"{'lower' if lowers else 'raise'} {field} to {shown}")
+            break
+    if not ok:
+        return InfeasiblePlanError(e.field, "no plan meets every limit, and no single limit relaxed alone fixes it")
+    first = next(iter(ok))
+    return InfeasiblePlanError(first, "no plan meets every limit; any one of these fixes it (each checked by a "
+                               "re-solve): " + "; ".join(parts), ok)
+
+
+def _optimize(request: PlanRequest) -> Plan:
 
     variants = _variants(request, _law(request))
     candidates = _candidates(request)
@@ -292,8 +326,16 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
         s = solve_layout(request, law, var, cand, lay, first.sol.params)
         if s.sol.status == "optimal":
             solved.append(s)
-    solved.sort(key=lambda s: s.estimate(request.objective))
+    solved.sort(key=lambda s: _layout_rank(s, request.objective))
     return _Ranked(solved)
+
+
+def _layout_rank(s: Solved, objective: str) -> tuple:
+    """Objective first (to 1e-7 relative: layouts often tie, e.g. when only FLOPs bind), then the device-seconds
+    the layout needs for its plan, so ties go to the most efficient layout, the same one on every call."""
+    est = s.estimate(objective)
+    needed = s.sol.sides.get("throughput", (math.inf, 0.0))[0] * s.sol.devices
+    return (round(math.log(est) * 1e7) if est > 0 else est, needed, s.layout.label())
 
 
 class _Ranked(list):

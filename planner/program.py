@@ -70,6 +70,7 @@ SOLVERS = ("CLARABEL", "SCS")
 # The shape-dependent terms as monomials of N (N ∝ layers · width², layers ∝ width under the aspect rule).
 WIDTH_EXPONENT = 1.0 / 3.0
 LAYERS_WIDTH_EXPONENT = 2.0 / 3.0
+TIE_BREAK = 1e-7
 TERM_COEFFICIENTS = ("a_flops", "c_layers_width", "c_attn_width", "c_moe_layers_width", "c_width", "a_dense",
                      "a_expert")
 
@@ -194,7 +195,10 @@ class TrainingProgram:
             cons.append(s >= 1)
             objective = cp.Minimize(s)
         else:
-            objective = cp.Minimize({"loss": loss, "cost": dollars, "time": T}[st.objective])
+            # A factor (G·T)^1e-7 picks, among plans equal in the objective (devices and hours trade freely when
+            # no time or money limit binds), the one with the fewest device-hours: the same plan on every call.
+            tie = (G * T) ** TIE_BREAK
+            objective = cp.Minimize({"loss": loss * tie, "cost": dollars * tie, "time": T * tie}[st.objective])
         self.problem = cp.Problem(objective, cons)
         # cvxpy Parameters and the compiled problem are mutable state: one solve at a time per program.
         self._lock = threading.Lock()
@@ -248,6 +252,9 @@ class TrainingProgram:
                 except (TypeError, ValueError, AttributeError):
                     pass
         value = float(self.problem.value) if self.problem.value is not None else math.nan
+        if self.relax is None and math.isfinite(value):  # the objective without the tie-break factor
+            g, t = self.vars["devices"].value, self.vars["hours"].value
+            value = value / (float(g) * float(t)) ** TIE_BREAK
         return Solution(status, solver, value, val("params"), val("tokens"), val("devices"), val("hours"), duals,
                         val("effective_tokens"), val("batch_tokens"), errors, sides)
 

@@ -106,7 +106,8 @@ def _batch(req: RunRequest, shape: ModelShape, devices: int) -> float:
 
 
 def _search(req: RunRequest, shape: ModelShape, hw: Hardware, devices: int) -> LayoutEstimate | None:
-    est, _ = best_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, **_pinned(req))
+    est, _ = best_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, mfu=req.mfu,
+                         **_pinned(req))
     return est
 
 
@@ -150,10 +151,11 @@ def estimate_run(req: RunRequest, shape: ModelShape, acc: Any, precision: str, p
             unit = hw.devices_per_node if want >= hw.devices_per_node else 1
             nxt = max(gpus + unit, math.ceil(want / unit) * unit)
             e2 = None
-            while e2 is None and nxt < gpus * 64:
+            for _try in range(64):
                 e2 = _search(req, shape, hw, nxt)
-                if e2 is None:
-                    nxt += unit
+                if e2 is not None:
+                    break
+                nxt += unit
             if e2 is None:
                 break
             gpus, est = nxt, e2

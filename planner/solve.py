@@ -28,7 +28,7 @@ from planner.program import (
     get_program,
 )
 from planner.request import PlanRequest
-from planner.rounding import fit_shape
+from planner.rounding import COUNTERS, fit_shape
 
 # Critical batch B_crit(L) = B*·L^(−1/alpha_B), Kaplan et al. 2020 eq. 1.4 / 5.3 and Table 5 (B* 2.1e8 tokens,
 # alpha_B 0.21). L is the plan's predicted loss under the chosen law.
@@ -155,7 +155,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     values: dict[str, float] = {
         "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
         "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
-        **term_coefficients(shape, params_hint),
+        # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
+        **term_coefficients(shape, float(COUNTERS[var.count](shape))),
     }
     values.update({f"layout_{f}": float(getattr(numbers, f)) for f in present})
     for f, c in LIMIT_FIELDS.items():
@@ -194,6 +195,8 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
     """The most memory-frugal layout of the search: full recomputation, ZeRO-3, tp up to 8 in a node."""
     tp = request.tensor_parallel or min(8, cand.acc.devices_per_node)
+    if request.max_gpus:  # one replica must fit in the devices allowed
+        tp = min(tp, 2 ** int(math.log2(request.max_gpus)))
     ep = min(2 ** int(math.log2(experts)), 64) if experts > 1 else 1
     return Layout(tp=tp, pp=1, recompute="full", zero_stage=3, ep=ep)
 
@@ -208,6 +211,8 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
     for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
                                  tp=request.tensor_parallel):
         if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or shape.heads % lay.tp:
+            continue
+        if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
             continue
         n = numbers_for(request, cand, lay, shape)
         b = max(batch, devices * n.mb_seq / n.mp)

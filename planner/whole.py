@@ -23,6 +23,7 @@ from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
+SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
 
 
 @dataclass
@@ -43,7 +44,7 @@ class WholePlan:
     gpu_hours: float
     cost_usd: float
     serve_cost_usd: float
-    estimate: LayoutEstimate
+    estimate: LayoutEstimate | None
     steps: int
 
     @property
@@ -52,15 +53,15 @@ class WholePlan:
 
 
 def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | None) -> list[int]:
-    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp."""
-    mp = layout.tp * layout.pp
+    """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp;
+    for MoE multiples of tp·pp·ep, so that ep divides the data-parallel ranks."""
+    mp = layout.tp * layout.pp * layout.ep
     out = set()
     for unit in (mp, math.lcm(mp, per_node)):
         lo = max(1, math.floor(g / unit)) * unit
-        for k in (0, 1, 2):
-            out.add(lo + k * unit)
-        if lo - unit >= mp:
-            out.add(lo - unit)
+        for k in (-1, 0, 1, 2):
+            if lo + k * unit >= mp:
+                out.add(lo + k * unit)
     cands = sorted(x for x in out if x >= mp and (x < per_node or x % math.lcm(mp, per_node) == 0 or x <= mp))
     if max_gpus is not None:
         cands = [x for x in cands if x <= max_gpus]
@@ -87,12 +88,6 @@ def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelSh
     return list(out.values())
 
 
-def _effective(var, n: float, tokens: float, batch: float, law_batch: float) -> tuple[float, float]:
-    """(effective tokens, program loss): D_eff = D / max(1, B / B_law) (see planner.program: large_batch)."""
-    deff = tokens / max(1.0, batch / law_batch)
-    return deff, var.program_loss(n, deff)
-
-
 def _tokens_for_loss(var, n: float, target: float) -> float | None:
     """Effective tokens at which the program's law reaches ``target`` at ``n`` params (None if it never does)."""
     lo, hi = 1e3, 1e19
@@ -116,15 +111,62 @@ def _serve_cost(request: PlanRequest, cand: Candidate, params: float) -> float:
     return per_million * request.inference_tokens / 1e6
 
 
-def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_law: float, layout: Layout,
-                   devices: int, batch: float) -> WholePlan | None:
-    """Re-solve the tokens at a fixed shape, layout, device count and batch; None if no tokens meet the limits."""
-    cand, var = solved.cand, solved.var
-    est = evaluate_layout(shape, layout, cand.hw, batch_tokens=batch, devices=devices)
-    if est.problems or (request.check_memory and not est.fits):
+@dataclass(frozen=True)
+class _Cluster:
+    """A fixed shape, layout and device count: step(B) = per_token · B + per_step seconds (cluster model)."""
+
+    shape: ModelShape
+    n_law: float
+    layout: Layout
+    devices: int
+    unit: float          # batch granularity: dp × micro_batch × seq_len tokens
+    per_token: float     # seconds per token of batch per step
+    per_step: float      # seconds per step independent of the batch (bubble, dp traffic)
+
+
+def _cluster(request: PlanRequest, solved: Solved, shape: ModelShape, n_law: float, layout: Layout,
+             devices: int) -> _Cluster | None:
+    """The cluster's step-time line, or None when the layout cannot run there or does not fit memory."""
+    hw = solved.cand.hw
+    dp = devices // (layout.tp * layout.pp)
+    unit = float(dp * layout.micro_batch * shape.seq_len)
+    e1 = evaluate_layout(shape, layout, hw, batch_tokens=unit, devices=devices, mfu=request.mfu)
+    if e1.problems or (request.check_memory and not e1.fits):
         return None
+    e2 = evaluate_layout(shape, layout, hw, batch_tokens=2 * unit, devices=devices, mfu=request.mfu)
+    slope = (e2.step_seconds - e1.step_seconds) / unit
+    return _Cluster(shape, n_law, layout, devices, unit, slope, max(0.0, e1.step_seconds - slope * unit))
+
+
+class _Memo:
+    """Law evaluations shared by every cluster and batch tried for one plan (the law is the slow part)."""
+
+    def __init__(self, var):
+        self.var = var
+        self.need: dict[tuple[float, float], float | None] = {}
+        self.losses: dict[tuple[float, float], tuple[float, float]] = {}
+
+    def tokens_for_loss(self, n: float, target: float) -> float | None:
+        key = (n, target)
+        if key not in self.need:
+            self.need[key] = _tokens_for_loss(self.var, n, target)
+        return self.need[key]
+
+    def loss(self, n: float, deff: float) -> tuple[float, float]:
+        """(plan loss, program loss) at (n, deff)."""
+        key = (n, deff)
+        if key not in self.losses:
+            self.losses[key] = (self.var.loss(n, deff), self.var.program_loss(n, deff))
+        return self.losses[key]
+
+
+def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: float,
+                   memo: _Memo | None = None) -> WholePlan | None:
+    """Re-solve the tokens at a fixed cluster and batch; None if no tokens meet every limit."""
+    cand, var, n_law, devices = solved.cand, solved.var, c.n_law, c.devices
+    memo = memo or _Memo(var)
     gp = request.goodput or 0.90
-    per_token = est.step_seconds / batch / gp
+    per_token = (c.per_token + c.per_step / batch) / gp
     if request.min_step_seconds:
         per_token = max(per_token, request.min_step_seconds / batch)
     serve = _serve_cost(request, cand, n_law)
@@ -149,13 +191,17 @@ def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_la
         upper.append((batch / (coef * n_law**gamma)) ** (1.0 / beta))
     elif coef * n_law**gamma > batch * (1 + 1e-9):
         return None
+    if request.batch_coupling is False:  # batch fixed at the batch law's optimum: no batch above it
+        lo_b = coef * (min(upper) if upper else 1.0) ** beta * n_law**gamma
+        if batch > lo_b + c.unit:
+            return None
     lower = request.min_tokens or 0.0
     if request.objective == "loss":
         if not upper:
             return None
         tokens = min(upper)
     else:
-        deff_need = _tokens_for_loss(var, n_law, request.target_loss)
+        deff_need = memo.tokens_for_loss(n_law, request.target_loss)
         if deff_need is None:
             return None
         tokens = deff_need * max(1.0, batch / (coef * deff_need**beta * n_law**gamma))
@@ -171,73 +217,155 @@ def evaluate_whole(request: PlanRequest, solved: Solved, shape: ModelShape, n_la
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-    deff, ploss = _effective(var, n_law, tokens, batch, coef * tokens**beta * n_law**gamma)
-    if request.objective != "loss" and ploss > request.target_loss * (1 + 1e-9):
+    deff = tokens / max(1.0, batch / (coef * tokens**beta * n_law**gamma))
+    if request.objective != "loss" and deff < deff_need:  # whole steps lost a fraction of a step
         steps += 1
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-        deff, ploss = _effective(var, n_law, tokens, batch, coef * tokens**beta * n_law**gamma)
+        deff = tokens / max(1.0, batch / (coef * tokens**beta * n_law**gamma))
+    loss, ploss = (math.nan, math.nan) if request.objective == "loss" else memo.loss(n_law, deff)
     hours = tokens * per_token / 3600.0
     gh = devices * hours
-    return WholePlan(shape=shape, params=n_law, layout=layout, devices=devices, batch_tokens=batch, tokens=tokens,
-                     effective_tokens=deff, hours=hours, loss=var.loss(n_law, deff), program_loss=ploss,
-                     flops=float(training_flops(n_law, tokens)), gpu_hours=gh, cost_usd=gh * cand.price,
-                     serve_cost_usd=serve, estimate=est, steps=steps)
+    return WholePlan(shape=c.shape, params=n_law, layout=c.layout, devices=devices, batch_tokens=batch,
+                     tokens=tokens, effective_tokens=deff, hours=hours, loss=loss, program_loss=ploss,
+                     flops=float(training_flops(n_law, tokens)), gpu_hours=gh,
+                     cost_usd=gh * cand.price, serve_cost_usd=serve, estimate=None, steps=steps)
 
 
 def _objective(plan: WholePlan, objective: str) -> float:
     return {"loss": plan.loss, "cost": plan.total_cost_usd, "time": plan.hours}[objective]
 
 
+def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float]) -> set[Layout]:
+    """The program's layout, its tp and pp neighbours, and the fastest layout at each target size."""
+    cand, lay = solved.cand, solved.layout
+    out = {lay}
+    for tp in (lay.tp // 2, lay.tp * 2):
+        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel:
+            out.add(lay.model_copy(update={"tp": tp}))
+    for pp in (lay.pp // 2, lay.pp * 2):
+        if 1 <= pp <= shape.layers:
+            out.add(lay.model_copy(update={"pp": pp}))
+    # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
+    seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
+    pp = lay.pp
+    while seqs_per_rank < 16 and pp * 2 <= min(shape.layers, 64):
+        pp *= 2
+        seqs_per_rank *= 2
+        for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
+            if not request.tensor_parallel or tp == request.tensor_parallel:
+                out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
+    for t in targets:
+        near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
+        if near:
+            g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
+            b, _ = best_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
+                               devices=g, mfu=request.mfu, tp=request.tensor_parallel)
+            if b is not None:
+                out.add(b.layout)
+    return out
+
+
 def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     """The best launchable plan near the program's optimum (None if no neighbour meets every limit)."""
-    sol, cand = solved.sol, solved.cand
-    per_node = cand.acc.devices_per_node
-    best: WholePlan | None = None
+    sol = solved.sol
     sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_days * 24
     targets = [sol.devices]
+    cap = math.inf
     if sizing_h is not None and "throughput" in sol.sides:
         # the fewest devices that finish within the sizing horizon, but no more than the batch law's optimal
         # batch can feed (more data-parallel ranks would force a larger batch and cost tokens)
         needed_h = sol.sides["throughput"][0] / (3600.0 * (request.goodput or 0.90))
-        g_size = max(1.0, sol.devices * needed_h / sizing_h)
         lay = solved.layout
-        if "law_batch" in sol.sides:
-            g_size = min(g_size, max(1.0, sol.sides["law_batch"][0] * lay.tp * lay.pp /
-                                     (lay.micro_batch * request.seq_len)))
-        targets.append(g_size)
-    for shape, n_law in shape_candidates(solved, request):
-        layouts = {solved.layout}
-        for t in targets:  # the fastest layout at the nearest whole cluster of each target size
-            near = device_candidates(t, solved.layout, per_node, request.max_gpus)
-            if not near:
-                continue
-            g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
-            b, _ = best_layout(shape, cand.hw, batch_tokens=max(sol.batch_tokens, g * shape.seq_len), devices=g,
-                               tp=request.tensor_parallel)
-            if b is not None:
-                layouts.add(b.layout)
-        for lay in layouts:
-            for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
-                dp = g // (lay.tp * lay.pp)
-                unit = dp * lay.micro_batch * shape.seq_len
-                k0 = max(1, round(sol.batch_tokens / unit))
-                for k in sorted({k0, k0 + 1, max(1, math.ceil(sol.batch_tokens / unit))}):
-                    plan = evaluate_whole(request, solved, shape, n_law, lay, g, float(k * unit))
-                    if plan is None or verify(request, solved, plan):
+        if "law_batch" in sol.sides:  # with the deepest model parallelism the search may use
+            mp_max = min(8, solved.cand.acc.devices_per_node) * min(8, solved.shape.layers)
+            cap = max(1.0, sol.sides["law_batch"][0] * mp_max / (lay.micro_batch * request.seq_len))
+        targets.append(min(cap, max(1.0, sol.devices * needed_h / sizing_h)))
+    scan = _Scan(request, solved)
+    scan.add(targets)
+    for _ in range(3):  # per-device speed drops with scale: retarget from the launchable plans found so far
+        best = scan.choose(sizing_h)
+        if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
+            break
+        fastest = min(scan.near(), key=lambda p: p.hours)
+        g = min(cap, fastest.devices * fastest.hours / sizing_h * 1.05)
+        if g <= fastest.devices * 1.01:
+            break
+        scan.add([g])
+    best = scan.choose(sizing_h, max_devices=cap * 1.2)
+    if best is None:
+        return None
+    best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
+                                    devices=best.devices, mfu=request.mfu)
+    return best if not verify(request, solved, best) else None
+
+
+class _Scan:
+    """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch."""
+
+    def __init__(self, request: PlanRequest, solved: Solved):
+        self.request, self.solved = request, solved
+        self.pool: list[WholePlan] = []
+        self.best: WholePlan | None = None
+        self.memo, self.best_deff = _Memo(solved.var), {}
+        self.seen: set[tuple] = set()
+        self.shapes = shape_candidates(solved, request)
+
+    def add(self, targets: list[float]) -> None:
+        request, solved, sol = self.request, self.solved, self.solved.sol
+        per_node = solved.cand.acc.devices_per_node
+        for shape, n_law in self.shapes:
+            for lay in _layouts_near(request, solved, shape, targets):
+                for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
+                    key = (shape.layers, shape.d_model, lay, g)
+                    if key in self.seen:
                         continue
-                    if best is None or _rank(plan, request.objective, sizing_h) < _rank(best, request.objective,
-                                                                                       sizing_h):
-                        best = plan
-    return best
+                    self.seen.add(key)
+                    c = _cluster(request, solved, shape, n_law, lay, g)
+                    if c is not None:
+                        self._batches(c, n_law, sol.batch_tokens)
+
+    def _batches(self, c: _Cluster, n_law: float, batch: float) -> None:
+        k_lo = max(1, math.floor(0.6 * batch / c.unit))
+        k_hi = max(k_lo + 1, math.ceil(1.7 * batch / c.unit))
+        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 16 else sorted(
+            {round(k_lo * (k_hi / k_lo) ** (i / 16)) for i in range(17)})
+        objective = self.request.objective
+        for k in ks:
+            plan = evaluate_whole(self.request, self.solved, c, float(k * c.unit), self.memo)
+            if plan is None:
+                continue
+            if objective == "loss":  # the law only for plans that could win on tokens
+                top = self.best_deff.get(n_law)
+                if top is not None and plan.effective_tokens < top * 0.95 and self.best is not None:
+                    continue  # 5% fewer effective tokens is well past SIZING_TOLERANCE in loss
+                self.best_deff[n_law] = max(top or 0.0, plan.effective_tokens)
+                plan.loss, plan.program_loss = self.memo.loss(n_law, plan.effective_tokens)
+            self.pool.append(plan)
+            if self.best is None or _objective(plan, objective) < _objective(self.best, objective):
+                self.best = plan
+
+    def near(self) -> list[WholePlan]:
+        """Plans within SIZING_TOLERANCE of the best objective."""
+        top = _objective(self.best, self.request.objective) * (1 + SIZING_TOLERANCE)
+        return [p for p in self.pool if _objective(p, self.request.objective) <= top]
+
+    def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
+        """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
+        devices than ``max_devices`` for the sake of sizing alone)."""
+        if self.best is None:
+            return None
+        near = [p for p in self.near() if p.devices <= max_devices] or self.near()
+        return min(near, key=lambda p: _rank(p, self.request.objective, sizing_h))
 
 
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
-    """Objective first (to 1e-6 relative), then finishing within the sizing horizon, then dollars."""
+    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars
+    (or, when none finishes in time, the soonest), then the objective: sizing never costs more than 0.1% of the
+    objective."""
     late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
-    obj = _objective(plan, objective)
-    return (round(math.log(obj) * 1e6) if obj > 0 else obj, late, plan.total_cost_usd, plan.devices)
+    return (late, plan.hours if late else plan.total_cost_usd, _objective(plan, objective), plan.devices)
 
 
 def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
@@ -264,6 +392,8 @@ def verify(request: PlanRequest, solved: Solved, plan: WholePlan) -> list[str]:
     under("min_tokens", plan.tokens, request.min_tokens)
     if request.target_loss is not None:
         over("target_loss", plan.program_loss, request.target_loss)
+    if plan.estimate is None:
+        return ["no cluster estimate"]
     if request.check_memory and not plan.estimate.fits:
         bad.append(f"memory: {plan.estimate.memory_bytes / 1e9:.1f} GB > {cand.hw.memory / 1e9:.1f} GB usable")
     if plan.estimate.problems:

@@ -18,7 +18,8 @@ H100 = 989.4e12
 def test_six_nd_run_by_hand():
     est = estimate_run(parse(RunRequest, params=7e9, tokens=1e12, gpu="h100", gpus=512, mfu=0.4, goodput=0.9,
                              price=2.0))
-    flops = 6 * 7e9 * 1e12
+    assert est.params == pytest.approx(7e9, rel=0.03)  # the rounded shape's active params
+    flops = 6 * est.params * 1e12
     gh = flops / (H100 * 0.4 * 0.9 * 3600)
     assert est.flops == pytest.approx(flops)
     assert est.gpu_hours == pytest.approx(gh)
@@ -26,7 +27,8 @@ def test_six_nd_run_by_hand():
     assert est.cost_usd == pytest.approx(2.0 * gh)
     # energy = devices × TDP 700 W × 0.70 power utilization × hours × PUE 1.2 / 1000
     assert est.energy_kwh == pytest.approx(512 * 700 * 0.7 * (gh / 512) * 1.2 / 1000)
-    assert est.memory_per_gpu_gb == pytest.approx(16 * 7e9 / 512 / 1e9)
+    assert est.memory_per_gpu_gb == pytest.approx(sum(est.memory_breakdown_gb.values()))
+    assert est.memory_breakdown_gb["states_sharded"] >= 12 * est.total_params / 512 / 1e9 * (1 - 1e-9)
 
 
 def test_llama2_7b_gpu_hours_with_its_implied_mfu():
@@ -35,19 +37,23 @@ def test_llama2_7b_gpu_hours_with_its_implied_mfu():
     implied = 6 * 6.74e9 * 2e12 / (184_320 * 3600 * A100)
     est = estimate_run(parse(RunRequest, params=6.74e9, tokens=2e12, gpu="a100-80gb", gpus=2048, mfu=implied,
                              goodput=1.0))
-    assert est.gpu_hours == pytest.approx(184_320, rel=1e-6)
+    assert est.gpu_hours == pytest.approx(184_320 * est.params / 6.74e9, rel=1e-6)  # the rounded shape's N
     default = estimate_run(parse(RunRequest, params=6.74e9, tokens=2e12, gpu="a100-80gb", gpus=2048))
     assert 1 / 1.3 < default.gpu_hours / 184_320 < 1.3  # the calibrated default model
 
 
 def test_shape_counts_attention_and_activations():
     shape = ModelShape(layers=32, d_model=4096, heads=32, ffn_hidden=11008, vocab=32000, seq_len=4096)
-    est = estimate_run(parse(RunRequest, shape=shape, tokens=1e12, gpu="h100", gpus=256, mfu=0.4))
-    # attention + SwiGLU + 2 RMSNorms per layer, plus the final RMSNorm
-    n_nonemb = 32 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 4096
-    per_token = 6 * n_nonemb + 6 * 32 * 4096 * 4096  # Kaplan: + 6·n_layer·n_ctx·d_attn
-    assert est.flops == pytest.approx(per_token * 1e12, rel=1e-9)
-    assert est.memory_breakdown_gb["activations"] > 0
+    est = estimate_run(parse(RunRequest, shape=shape, tokens=1e12, gpu="h100", gpus=256))
+    # attention + SwiGLU + 2 RMSNorms per layer, the final RMSNorm, embeddings and the untied head
+    n = 32 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 4096 + 2 * 32000 * 4096
+    assert est.flops == pytest.approx(6 * n * 1e12, rel=1e-9)  # model FLOPs
+    # the step also pays attention scores and values, 6·n_layer·n_ctx·d_attn per token (Kaplan Table 1)
+    hardware = (6 * n + 6 * 32 * 4096 * 4096) * est.batch_tokens / 256
+    assert est.step_breakdown["compute"] == pytest.approx(hardware / (0.44 * 989.4e12), rel=1e-9)
+    # selective recomputation with sequence parallelism: 34·s·b·h bytes per layer / tp (Korthikanti Table 2)
+    tp = est.layout["tp"]
+    assert est.memory_breakdown_gb["activations"] == pytest.approx(34 * 4096 * 4096 * 32 / tp / 1e9, rel=1e-9)
     assert est.memory_per_gpu_gb == pytest.approx(sum(est.memory_breakdown_gb.values()))
 
 

@@ -53,8 +53,9 @@ def test_fixed_experts_reproduce_joint_moe_table1(flops, experts, n_act, tokens)
     # Joint MoE Table 1 / eq. 7: compute-optimal active params and tokens at a fixed expert count.
     p = optimize(budget_flops=flops, gpu="h100", experts=experts)
     assert p.experts == experts and p.law == "joint-moe-2025"
-    assert p.params == pytest.approx(n_act, rel=5e-3)
-    assert p.tokens == pytest.approx(tokens, rel=5e-3)
+    assert p.continuous["params"] == pytest.approx(n_act, rel=5e-3)
+    assert p.continuous["tokens"] == pytest.approx(tokens, rel=5e-3)
+    assert p.params == pytest.approx(n_act, rel=0.06)  # the launchable (rounded) model
     assert p.flops == pytest.approx(6 * p.params * p.tokens, rel=1e-9)  # FLOPs count active params
 
 
@@ -63,21 +64,25 @@ def test_moe_enumeration_picks_the_best_expert_count_by_brute_force():
     by_e = {e: brute_force(lambda n, d, e=e: joint_moe_loss(n, d, e), 1e21)[0] for e in (1, 2, 4, 8, 16)}
     best_e = min(by_e, key=by_e.get)
     assert p.experts == best_e
-    assert p.loss == pytest.approx(by_e[best_e], rel=1e-4)
+    assert p.continuous["objective_value"] == pytest.approx(by_e[best_e], rel=1e-4)
+    assert p.loss == pytest.approx(by_e[best_e], rel=3e-3)  # whole shape, devices and steps
     assert sorted(a.experts for a in p.alternatives) == [1, 2, 4, 8, 16]
     for alt in p.alternatives:
-        assert alt.loss == pytest.approx(by_e[alt.experts], rel=1e-4)
+        assert alt.loss == pytest.approx(by_e[alt.experts], rel=3e-3)
 
 
 def test_moe_memory_uses_total_params_and_mfu_is_discounted():
     dense = optimize(budget_flops=1e22, gpu="h100", experts=1)
     moe = optimize(budget_flops=1e22, gpu="h100", experts=16)
     assert moe.total_params > 5 * moe.active_params
-    # states per device = 16 bytes × total params / devices (ZeRO-3), not active params
-    ratio = moe.rounded.total_params / moe.rounded.active_params
-    assert moe.memory_per_gpu_gb * 1e9 * moe.gpus == pytest.approx(16 * moe.params * ratio, rel=0.03)
-    assert moe.mfu == pytest.approx(dense.mfu * 0.55, rel=1e-9)  # MOE_MFU_FACTOR (DeepSeek-V2 vs 67B)
+    # every expert is held in memory: the sharded fp32 states alone are 12 bytes × total params / devices
+    sharded = moe.parallelism["memory_breakdown_gb"]["states_sharded"] * 1e9
+    assert sharded >= 12 * moe.total_params / moe.gpus * (1 - 1e-9)
+    assert moe.memory_per_gpu_gb <= 0.9 * 80
     assert moe.parallelism["ep"] >= 1 and moe.shape["experts"] == 16
+    if moe.parallelism["ep"] > 1:
+        assert moe.step_breakdown["ep_comm"] > 0  # the expert all-to-all is in the step
+    assert dense.step_breakdown["ep_comm"] == 0
 
 
 def test_dense_flag_and_law_mismatches():
@@ -98,8 +103,9 @@ def test_dense_flag_and_law_mismatches():
 def test_data_constrained_plan_matches_brute_force_on_the_full_law(unique, flops):
     p = optimize(budget_flops=flops, gpu="h100", unique_tokens=unique, max_epochs=1000)
     expected, n_best = brute_force(lambda n, d: muennighoff_loss(n, d, unique), flops)
-    assert p.loss == pytest.approx(muennighoff_loss(p.params, p.tokens, unique), rel=1e-9)
-    assert p.loss <= expected * (1 + 1e-3)  # the grid of epochs × params ratio finds the optimum
+    assert p.loss == pytest.approx(muennighoff_loss(p.params, p.effective_tokens, unique), rel=1e-9)
+    assert p.continuous["objective_value"] <= expected * (1 + 1e-3)  # the grid of epochs × params ratio
+    assert p.loss <= expected * (1 + 3e-3)  # ... and its whole cluster
     assert p.epochs == pytest.approx(p.tokens / unique)
     assert p.unique_tokens == unique and p.law == "muennighoff-2023"
 
@@ -117,15 +123,16 @@ def test_unique_tokens_shadow_price_matches_a_finite_difference(unique):
     base = optimize(budget_flops=1e23, gpu="h100", unique_tokens=unique, max_epochs=1000)
     more = optimize(budget_flops=1e23, gpu="h100", unique_tokens=unique * 1.01, max_epochs=1000)
     report = next(r for r in base.constraints if r.name == "unique_tokens")
-    predicted = base.loss * (1.01 ** (-report.elasticity) - 1)
-    assert more.loss - base.loss == pytest.approx(predicted, rel=0.05)
+    b0, b1 = base.continuous["objective_value"], more.continuous["objective_value"]
+    predicted = b0 * (1.01 ** (-report.elasticity) - 1)
+    assert b1 - b0 == pytest.approx(predicted, rel=0.1)
     assert report.elasticity > 0
 
 
 def test_abundant_data_equals_the_unconstrained_base_law():
     plan = optimize(budget_flops=1e21, gpu="h100", unique_tokens=1e14)
     _, n_best = brute_force(lambda n, d: muennighoff_loss(n, d, 1e14), 1e21)
-    assert plan.params == pytest.approx(n_best, rel=0.01)
+    assert plan.continuous["params"] == pytest.approx(n_best, rel=0.01)
     assert plan.epochs < 1
 
 
@@ -152,8 +159,9 @@ def test_learning_rate_from_step_law_at_the_rounded_model():
     assert p.min_learning_rate == pytest.approx(0.1 * p.learning_rate)
     assert p.lr_schedule == "cosine"
     assert p.warmup_steps == min(2000, math.ceil(0.1 * p.rounded.steps))
-    # uncoupled plans take Step Law's optimal batch B = 0.58·D^0.571 unless the cluster needs more
-    assert p.batch_tokens == pytest.approx(max(0.58 * p.tokens**0.571, p.gpus * 4096 / p.tensor_parallel), rel=1e-9)
+    # the batch is at least Step Law's optimal batch B = 0.58·D^0.571, in whole sequences per data-parallel rank
+    unit = p.parallelism["dp"] * p.parallelism["micro_batch"] * 4096
+    assert 0.58 * p.tokens**0.571 * (1 - 1e-9) <= p.batch_tokens <= max(0.58 * p.tokens**0.571 * 1.7, unit)
 
 
 def test_learning_rate_laws_deepseek_and_joint_moe():

@@ -92,13 +92,15 @@ def test_loss_never_rises_when_a_limit_loosens(fields, which):
     looser = dict(fields)
     looser[which] = fields[which] * 2 if which != "max_gpus" else fields[which] * 2
     after = optimize(**looser)
-    assert after.loss <= base.loss * (1 + 1e-6)
+    # the launchable plan moves within rounding to whole shapes, devices and steps
+    assert after.loss <= base.loss * (1 + 1e-3)
 
 
 @settings(max_examples=60, deadline=None)
-@given(log_uniform(1e15, 1e30))
+@given(log_uniform(1e18, 1e30))
 def test_sane_numbers_across_budgets(budget):
+    """From 1e18 FLOPs up (below it the smallest shape with a 128k vocabulary is larger than the optimum)."""
     plan = optimize(budget_flops=budget)
     assert 5 < plan.tokens_per_param < 100  # Chinchilla-like allocation at every scale
     assert plan.loss > 1.8172  # never below the irreducible loss E
-    assert plan.flops == pytest.approx(budget, rel=1e-6)
+    assert budget * 0.95 <= plan.flops <= budget * (1 + 1e-9)

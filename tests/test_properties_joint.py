@@ -20,24 +20,26 @@ def log_uniform(lo: float, hi: float):
 def test_moe_plans_are_consistent_and_monotone(flops, experts):
     p = optimize(budget_flops=flops, gpu="h100", experts=experts)
     more = optimize(budget_flops=2 * flops, gpu="h100", experts=experts)
-    assert more.loss <= p.loss * (1 + 1e-6)
+    assert more.continuous["objective_value"] <= p.continuous["objective_value"] * (1 + 1e-6)
+    assert more.loss <= p.loss * (1 + 1e-3)  # launchable plans: whole shapes, devices and steps
     assert p.experts == experts
     assert abs(p.flops / (6 * p.params * p.tokens) - 1) < 1e-9  # FLOPs count active params
     assert p.flops <= flops * (1 + 1e-6)
-    ratio = p.rounded.total_params / p.rounded.active_params
-    states = p.memory_per_gpu_gb * 1e9 * p.gpus
-    assert abs(states / (16 * p.params * ratio) - 1) < 0.05  # memory on total params, FLOPs on active
+    # memory holds every expert: the sharded fp32 states alone are 12 bytes × total params / devices
+    sharded = p.parallelism["memory_breakdown_gb"]["states_sharded"] * 1e9
+    assert sharded >= 12 * p.total_params / p.gpus * (1 - 1e-9)
+    assert p.total_params >= p.active_params
 
 
 @settings(max_examples=20, deadline=None)
 @given(flops=log_uniform(1e19, 1e24), unique=log_uniform(1e9, 1e13))
 def test_data_constrained_plans_are_consistent_and_monotone(flops, unique):
     p = optimize(budget_flops=flops, gpu="h100", unique_tokens=unique)
-    assert p.loss == float(MUENNIGHOFF.predict(params=p.params, tokens=p.tokens, unique_tokens=unique))
+    assert p.loss == float(MUENNIGHOFF.predict(params=p.params, tokens=p.effective_tokens, unique_tokens=unique))
     assert abs(p.epochs - p.tokens / unique) <= 1e-9 * p.epochs
     assert p.epochs <= 64 * (1 + 1e-6)
     assert p.flops <= flops * (1 + 1e-6)
     more_compute = optimize(budget_flops=2 * flops, gpu="h100", unique_tokens=unique)
     more_data = optimize(budget_flops=flops, gpu="h100", unique_tokens=2 * unique)
-    assert more_compute.loss <= p.loss * (1 + 1e-6)
-    assert more_data.loss <= p.loss * (1 + 1e-6)
+    assert more_compute.loss <= p.loss * (1 + 1e-3)  # launchable plans: whole shapes, devices and steps
+    assert more_data.loss <= p.loss * (1 + 1e-3)
