@@ -81,6 +81,9 @@ OPTION_OF = {
     "kv_precision": "--kv-precision",
     "top_k": "--top-k",
     "max_batch": "--max-batch",
+    "out": "--out",
+    "runs_file": "RUNS.csv",
+    "id": "--id",
 }
 NO_LIMIT = (
     "no limit given: pass at least one of --budget, --dollars, --gpu-hours, "
@@ -249,7 +252,8 @@ def optimize(
     emit: Annotated[
         str | None, typer.Option(help="Write a launcher config: torchtitan, megatron, nanogpt or hf.")
     ] = None,
-    emit_out: Annotated[str | None, typer.Option("--emit-out", help="File for --emit (default stdout).")] = None,
+    emit_out: Annotated[str | None, typer.Option(
+        "--emit-out", help="File for --emit (default stdout); an existing file is replaced.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Loss-optimal params, tokens and cluster under the given limits."""
@@ -268,8 +272,9 @@ def optimize(
         serve_gpu=serve_gpu, serve_precision=serve_precision,
     )
     _check_emit(emit, emit_out, as_json)
+    _check_outputs(csv=csv_path, json_out=json_out, xlsx=xlsx_path, plot=plot_path, emit_out=emit_out)
     plan = run(request)
-    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=law):
+    if _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=request.law):
         return  # the launcher config went to stdout
     if as_json:
         _emit_json(plan.summary())
@@ -523,10 +528,12 @@ def fit(
     budget: Annotated[float | None, typer.Option(help="FLOPs at which to report optimal N, D.")] = None,
     y: Annotated[str | None, typer.Option(help="Power law: the column to fit (e.g. lr, batch_tokens).")] = None,
     x: Annotated[str, typer.Option(help="Power law: comma-separated input columns.")] = "params,tokens",
-    out: Annotated[str | None, typer.Option(help="Write the fitted law as a TOML law file.")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Write the fitted law as a TOML law file; an existing file is replaced.")] = None,
     law_id: Annotated[str | None, typer.Option("--id", help="Law id in the written file.")] = None,
     plot_path: Annotated[str | None, typer.Option(
-        "--plot", help="Write a PNG of the fitted law against the runs (needs planner\\[plot]).")] = None,
+        "--plot", help="Write a PNG of the fitted law against the runs (needs planner\\[plot]); an existing file "
+        "is replaced.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     backtest: Annotated[bool, typer.Option(
         "--backtest", help="Fit on the lowest-compute runs, predict the held-out largest (each form).")] = False,
@@ -542,9 +549,10 @@ def fit(
     import sys as _sys
     from pathlib import Path
 
-    from laws.fit import FORMS, FitError, fit_runs
-    from laws.runs import RunsError, read_runs
+    from laws.fit import FORMS, fit_runs
+    from laws.runs import check_identifiable, read_runs
     from planner.errors import InputError
+    from planner.safe_io import Outputs, check_output
 
     if form not in FORMS:
         raise InputError("form", f"unknown form {form!r}; allowed: {', '.join(FORMS)}")
@@ -552,13 +560,19 @@ def fit(
         raise InputError("budget_flops", f"must be a number of FLOPs in (0, 1e32], got {budget}")
     if backtest and not 0 < holdout < 1:
         raise InputError("holdout", f"must be a share in (0, 1), got {holdout}")
+    for path, f in ((out, "out"), (plot_path, "plot")):
+        check_output(path, f)  # before the fit: a bad path fails in a second, not after minutes
+    if law_id is not None and not (0 < len(law_id.strip()) <= 200):
+        raise InputError("id", f"a law id of 1 to 200 characters, got {len(law_id.strip()):,}")
     try:
         runs = read_runs(runs_file)
+        xs = tuple(c.strip() for c in x.split(",") if c.strip())
+        check_identifiable(runs, *_FIT_NEEDS[form](xs))
         kwargs = {"bootstrap": bootstrap, "seed": seed, "workers": workers}
         if form in ("chinchilla", "kaplan"):
             kwargs["budget"] = budget
         if form == "power":
-            kwargs.update(y=y, x=tuple(c.strip() for c in x.split(",") if c.strip()))
+            kwargs.update(y=y, x=xs)
         show = bootstrap > 0 and not as_json and _sys.stderr.isatty()
         if show:
             from rich.progress import Progress
@@ -569,15 +583,26 @@ def fit(
                                   **kwargs)
         else:
             result = fit_runs(runs, form, **kwargs)
-        written = None
+    except ValueError as e:  # RunsError / FitError: line-numbered, one line
+        if hasattr(e, "field") and not isinstance(e, InputError):
+            raise InputError("runs_file", str(e)) from None
+        raise
+    written = None
+    with Outputs() as outs:  # the law file and the plot: both or neither
         if out:
-            written = str(result.to_toml(out, law_id or Path(out).stem, samples=True))
-    except (RunsError, FitError) as e:  # line-numbered, one line
-        raise InputError("runs_file", str(e)) from None
-    if plot_path:
-        from planner.plots import plot_fit
+            name = law_id or Path(out).stem[:200] or "law"
+            try:
+                outs.write(out, "out", lambda tmp: result.to_toml(tmp, name, samples=True))
+            except ValueError as e:  # FitError: a bad law id
+                if hasattr(e, "field") and not isinstance(e, InputError):
+                    raise InputError("id", str(e)) from None
+                raise
+            written = out
+        if plot_path:
+            from planner.plots import plot_fit
 
-        plot_fit(result, runs, plot_path)
+            plot_fit(result, runs, plot_path, outputs=outs)
+    _wrote([p for p in (out, plot_path) if p])
     extra_warnings, bt = _fit_checks(result, runs, budget, backtest, holdout, compute_floor, fix_e, e_bounds)
     if as_json:
         _emit_json({**result.to_dict(), "warnings": list(runs.warnings) + extra_warnings, "law_file": written,
@@ -610,6 +635,9 @@ def fit(
     if bt is not None:
         _render_backtest(bt)
     if written:
+        from planner.safe_io import shown
+
+        written = shown(written)
         use = f"planner laws eval {written}" if form == "power" else f"planner optimize --law {written}"
         con.print(f"law written to {written}: use it with `{use}`")
 
@@ -687,6 +715,13 @@ def example(
         raise InputError("path", str(e)) from None
     typer.echo(f"wrote {path}: 45 synthetic runs (params, tokens, loss) from Besiroglu et al. 2024's Chinchilla "
                "refit plus 0.5% noise; try `planner fit " + path + "`", err=True)
+# What a form's fit needs to be identifiable: (input columns that must vary, number of fitted coefficients).
+_FIT_NEEDS = {
+    "chinchilla": lambda xs: (("params", "tokens"), 5),  # E, A, B, alpha, beta
+    "kaplan": lambda xs: (("params", "tokens"), 4),  # Nc, Dc, alpha_N, alpha_D
+    "muennighoff": lambda xs: ((), 2),  # R_D*, R_N* (the base law is held fixed)
+    "power": lambda xs: (xs, len(xs) + 1),  # k and one exponent per input
+}
 
 
 def _console_err():
@@ -703,6 +738,14 @@ CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (on
 JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file.")]
 XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas).")]
 PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner\\[plot]).")]
+_REPLACED = "; an existing file is replaced"
+CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan)" + _REPLACED + ".")]
+JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file" + _REPLACED
+                                             + ".")]
+XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas)"
+                                              + _REPLACED + ".")]
+PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner\\[plot])" + _REPLACED
+                                              + ".")]
 
 
 def _check_emit(emit: str | None, emit_out: str | None, as_json: bool) -> None:
@@ -719,50 +762,55 @@ def _check_emit(emit: str | None, emit_out: str | None, as_json: bool) -> None:
         raise InputError("emit_out", "with --json, stdout holds the JSON: give --emit-out PATH for the config")
 
 
-def _write_text(path: str, text: str, field: str) -> None:
-    from pathlib import Path
+def _check_outputs(**paths: str | None) -> None:
+    """Refuse output paths that cannot be written (a directory, a device, a missing folder) before planning."""
+    from planner.safe_io import check_output
 
-    from planner.errors import InputError
-
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise InputError(field, f"cannot write {path} ({e.strerror})") from None
+    for field, path in paths.items():
+        check_output(path, field)
 
 
-def _write_exports(target, csv_path, json_out, xlsx_path) -> list[str]:
+def _write_exports(outs, target, csv_path, json_out, xlsx_path, law=None) -> list[str]:
+    """Stage the CSV, JSON and xlsx files in ``outs`` (renamed into place together on its commit)."""
     from planner import export
 
-    written = []
     if csv_path:
-        written.append(str(export.write_csv(target, csv_path)))
+        export.write_csv(target, csv_path, outputs=outs)
     if json_out:
-        written.append(str(export.write_json(target, json_out)))
+        export.write_json(target, json_out, outputs=outs)
     if xlsx_path:
-        written.append(str(export.write_xlsx(target, xlsx_path)))
-    return written
+        export.write_xlsx(target, xlsx_path, law=law, outputs=outs)
+    return [p for p in (csv_path, json_out, xlsx_path) if p]
+
+
+def _wrote(written: list[str]) -> None:
+    from planner.safe_io import shown
+
+    for w in written:
+        typer.echo(f"wrote {shown(w)}", err=True)
 
 
 def _write_plan_outputs(plan, csv_path, json_out, xlsx_path, plot_path, emit, emit_out, law=None) -> bool:
-    """Write the requested files for ``planner optimize``; True when the launcher config went to stdout.
-    ``law``: the --law option as given (a catalog id or a law file), so a fitted law file plots too."""
-    written = _write_exports(plan, csv_path, json_out, xlsx_path)
-    if plot_path:
-        from planner.plots import plot_isoflop
+    """Write the requested files for ``planner optimize`` (all or none: each goes to a temporary file first,
+    renamed into place only when every one is written); True when the launcher config went to stdout."""
+    from planner.safe_io import Outputs
 
-        written.append(str(plot_isoflop(plan, plot_path, law=law)))
-    to_stdout = False
-    if emit:
-        text = plan.to_config(emit)
-        if emit_out:
-            _write_text(emit_out, text, "emit_out")
+    text = plan.to_config(emit) if emit else None
+    with Outputs() as outs:
+        written = _write_exports(outs, plan, csv_path, json_out, xlsx_path, law=law)
+        if plot_path:
+            from planner.plots import plot_isoflop
+
+            plot_isoflop(plan, plot_path, law=law, outputs=outs)
+            written.append(plot_path)
+        if text is not None and emit_out:
+            outs.write_text(emit_out, "emit_out", text)
             written.append(emit_out)
-        else:
-            typer.echo(text, nl=False)
-            to_stdout = True
-    for w in written:
-        typer.echo(f"wrote {w}", err=True)
-    return to_stdout
+    _wrote(written)
+    if text is not None and not emit_out:
+        typer.echo(text, nl=False)
+        return True
+    return False
 
 
 @app.command()
@@ -831,6 +879,7 @@ def sweep(
         seq_len=seq_len, tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds, moe=moe,
         experts=experts, max_experts=max_experts, unique_tokens=unique_tokens, max_epochs=max_epochs, lr_law=lr_law,
     )
+    _check_outputs(csv=csv_path, json_out=json_out, xlsx=xlsx_path, plot=plot_path)
     axes = dict(budgets=grids.get("budget_flops"), dollars=grids.get("dollars"),
                 deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis)
     if not as_json and sys.stderr.isatty():
@@ -844,13 +893,16 @@ def sweep(
     else:
         result = run_sweep(base, **axes)
 
-    written = _write_exports(result, csv_path, json_out, xlsx_path)
-    if plot_path:
-        from planner.plots import plot_pareto
+    from planner.safe_io import Outputs
 
-        written.append(str(plot_pareto(result, plot_path)))
-    for w in written:
-        typer.echo(f"wrote {w}", err=True)
+    with Outputs() as outs:  # all files or none: renamed into place only when every one is written
+        written = _write_exports(outs, result, csv_path, json_out, xlsx_path)
+        if plot_path:
+            from planner.plots import plot_pareto
+
+            plot_pareto(result, plot_path, outputs=outs)
+            written.append(plot_path)
+    _wrote(written)
     if as_json:
         from planner.export import to_json
 

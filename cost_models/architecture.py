@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_DIMENSION = 2**24  # largest layer count, width, head count, vocabulary or context length accepted
+
 
 class ModelShape(BaseModel):
     """A decoder-only transformer. Dense when ``experts == 1``; MoE layers follow ``dense_layers`` dense ones."""
@@ -68,6 +70,9 @@ class ModelShape(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelShape:
+        for name, v in self:  # bounded, so every derived count stays a finite float
+            if isinstance(v, int) and not isinstance(v, bool) and v > MAX_DIMENSION:
+                raise ValueError(f"{name} must be at most {MAX_DIMENSION:,} (got {v:.3g})")
         if self.heads % self.kv_heads:
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.top_k > self.experts:

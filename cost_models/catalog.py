@@ -165,6 +165,8 @@ def _parse(text: str, origin: str) -> list[Accelerator]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"catalog {origin}: not valid TOML ({e})", "catalog") from None
+    except RecursionError:
+        raise CatalogError(f"catalog {origin}: not valid TOML (nested too deeply)", "catalog") from None
     rows = data.get("accelerator")
     if not isinstance(rows, list) or not rows:
         raise CatalogError(f"catalog {origin}: no [[accelerator]] entries", "catalog")
@@ -192,11 +194,13 @@ def load_catalog(extra: list[str | Path] | tuple[str | Path, ...] = ()) -> Catal
     """The built-in catalog, with entries from each ``extra`` TOML file added or overriding by id."""
     accs = {a.id: a for a in _builtin()}
     for path in extra:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise CatalogError(f"catalog file {path}: cannot read ({e.strerror})", "catalog") from None
-        for a in _parse(text, str(path)):
+        from planner.errors import InputError  # not at import time: planner imports cost_models
+        from planner.safe_io import MAX_CATALOG_FILE, read_text_limited, shown
+
+        try:  # size-limited, regular files only, strict UTF-8
+            text = read_text_limited(path, "catalog", MAX_CATALOG_FILE)
+        except InputError as e:
+            raise CatalogError(f"catalog file {e.detail}", "catalog") from None
+        for a in _parse(text, shown(path)):
             accs[a.id] = a
     return Catalog(accelerators=accs)

@@ -35,6 +35,57 @@ FORMS: dict[str, type[Law]] = {
 _INFO_FIELDS = ("title", "citation", "status", "params_counts", "tokens_counts", "loss_units", "validity")
 
 
+# Allowed coefficient ranges per form, [lo, hi] (a coefficient outside is a malformed law file, not a law to
+# plan with: A = 0 or E < 0 breaks the geometric program, alpha = 1e20 or A = 2**70 gives no usable loss). They
+# bracket the published values (catalog.toml) by orders of magnitude; exponents are O(1) in every paper cited there.
+_POS = (1e-6, 1e12)  # a positive scale coefficient
+_EXP = (1e-3, 3.0)  # a positive exponent
+_SIGNED_EXP = (-3.0, 3.0)  # an exponent of either sign (LR and batch laws, Joint MoE)
+_SCALE = (1e-30, 1e30)  # a positive constant with units (e.g. Kaplan's Nc in parameters)
+COEFFICIENT_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "chinchilla": {"E": (1e-6, 20.0), "A": _POS, "B": _POS, "alpha": _EXP, "beta": _EXP},
+    "muennighoff": {"E": (1e-6, 20.0), "A": _POS, "B": _POS, "alpha": _EXP, "beta": _EXP, "R_D_star": _POS,
+                    "R_N_star": _POS},
+    "kaplan": {"Nc": _SCALE, "Dc": _SCALE, "alpha_N": _EXP, "alpha_D": _EXP, "Nc_S": _SCALE, "Sc": _SCALE,
+               "alpha_N_S": _EXP, "alpha_S": _EXP, "B_star": _SCALE, "alpha_B": _EXP},
+    "joint-moe": {"a": _POS, "b": _POS, "c": (1e-6, 20.0), "E_start": _POS, "E_max": _POS,
+                  **{k: _SIGNED_EXP for k in ("alpha", "beta", "gamma", "delta", "omega", "zeta", "lr_a_params",
+                                              "lr_a_experts")}, "lr_log_k": (-100.0, 100.0)},
+}
+_DEFAULT_RANGE = {"k": _SCALE, "a": (-10.0, 10.0)}  # other forms: k_* scales, a_* exponents (by name prefix)
+_ANY = (-1e30, 1e30)
+
+
+def coefficient_range(form: str, name: str) -> tuple[float, float]:
+    """The allowed [lo, hi] of coefficient ``name`` in a law of ``form``."""
+    table = COEFFICIENT_RANGES.get(form, {})
+    if name in table:
+        return table[name]
+    return _DEFAULT_RANGE.get(name.split("_")[0], _ANY)
+
+
+def _checked_coefficients(coefs: dict[str, Any], form: str, law_id: str, source: str) -> dict[str, Any]:
+    """Coefficients as floats within their allowed ranges; LawError naming the coefficient and range otherwise."""
+    out = {}
+    for k, v in coefs.items():
+        lo, hi = coefficient_range(form, str(k))
+        try:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise TypeError
+            x = float(v)
+        except (TypeError, OverflowError):
+            raise LawError(f"law {law_id} ({source}): coefficient {k} must be a number in [{lo:g}, {hi:g}], "
+                           f"got {str(v)[:40]!r}") from None
+        if x != x or x in (float("inf"), float("-inf")):
+            raise LawError(f"law {law_id} ({source}): coefficient {k} must be a finite number in [{lo:g}, {hi:g}], "
+                           f"got {x}")
+        if not lo <= x <= hi:
+            raise LawError(f"law {law_id} ({source}): coefficient {k} = {x:g} is outside its allowed range "
+                           f"[{lo:g}, {hi:g}]")
+        out[k] = x
+    return out
+
+
 def register_form(cls: type[Law]) -> type[Law]:
     """Make a Law subclass loadable from catalog entries with ``form = cls.form``."""
     FORMS[cls.form] = cls
@@ -58,6 +109,7 @@ def law_from_dict(entry: dict[str, Any], source: str = "built-in") -> Law:
     coefs = entry.get("coefficients")
     if not isinstance(coefs, dict):
         raise LawError(f"law {law_id} ({source}): [law.coefficients] table is required")
+    coefs = _checked_coefficients(coefs, form, law_id, source)
     tables = {}
     for key in ("units", "sources"):
         table = entry.get(key, {})
@@ -82,6 +134,8 @@ def _parse(text: str, source: str) -> list[Law]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise LawError(f"law file {source}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise LawError(f"law file {source}: not valid TOML (arrays or tables nested too deeply)") from None
     rows = data.get("law")
     if not isinstance(rows, list) or not rows:
         raise LawError(f"law file {source}: no [[law]] entries")
@@ -102,12 +156,14 @@ def catalog() -> dict[str, Law]:
 
 def load_law_file(path: str | Path, law_id: str | None = None) -> Law:
     """The law in a TOML law file (the entry named ``law_id``, or the only/first entry)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LawError(f"law file {path}: cannot read ({e.strerror})") from None
-    laws = _parse(text, str(path))
+    from planner.errors import InputError  # not at import time: planner imports laws
+    from planner.safe_io import MAX_LAW_FILE, read_text_limited, shown
+
+    try:  # size-limited, regular files only, strict UTF-8
+        text = read_text_limited(path, "law", MAX_LAW_FILE)
+    except InputError as e:
+        raise LawError(f"law file {e.detail}") from None
+    laws = _parse(text, shown(path))
     if law_id is None:
         return laws[0]
     for law in laws:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,10 @@ from planner_errors import FieldError
 REQUIRED = ("params", "tokens", "loss")
 OPTIONAL = ("unique_tokens", "flops", "batch_tokens", "lr")
 COLUMNS = REQUIRED + OPTIONAL
+# Most runs in one file. The fit's cost is (start grid) x (runs): the 4,500-start Chinchilla fit of 10,000 runs
+# takes about a minute, so a larger file is refused with this number rather than left running for hours.
+MAX_RUNS = 10_000
+MAX_FIELD = csv.field_size_limit()  # 131,072 characters (the csv module's limit)
 
 
 class RunsError(FieldError):
@@ -112,19 +116,30 @@ def read_runs(
     column to the file's header, e.g. ``{"loss": "val_loss"}``. ``name`` is used in messages (default: path).
     Duplicate rows (identical in every recognised column) are reported in ``Runs.warnings``, not rejected.
     """
-    src = name or str(path)
+    from planner.errors import InputError  # not at import time: the planner package imports laws
+    from planner.safe_io import MAX_RUNS_FILE, read_text_limited, shown
+
+    src = name or shown(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except OSError as e:
-        raise RunsError(f"{src}: cannot read ({e.strerror or e})", field="file") from None
+        text = read_text_limited(path, "file", MAX_RUNS_FILE)
+    except InputError as e:
+        raise RunsError(e.detail, field="file") from None
     return parse_runs(text, source=src, min_rows=min_rows, rename=rename)
 
 
 def parse_runs(
     text: str, *, source: str = "runs.csv", min_rows: int = 5, rename: Mapping[str, str] | None = None
 ) -> Runs:
-    """Validate CSV text with a header line; see ``read_runs``."""
+    """Validate CSV text with a header line; see ``read_runs``. At most ``MAX_RUNS`` runs, fields of at most
+    ``MAX_FIELD`` characters."""
+    try:
+        return _parse_runs(text, source=source, min_rows=min_rows, rename=rename)
+    except csv.Error as e:  # e.g. a field over the csv module's limit
+        raise RunsError(f"{source}: not a readable CSV ({e}); fields may have at most {MAX_FIELD:,} characters",
+                        field="file") from None
+
+
+def _parse_runs(text: str, *, source: str, min_rows: int, rename: Mapping[str, str] | None) -> Runs:
     reader = csv.reader(text.splitlines(keepends=True))
     header: list[str] | None = None
     header_line = 1
@@ -163,6 +178,9 @@ def parse_runs(
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
         line = reader.line_num
+        if len(lines) >= MAX_RUNS:
+            raise RunsError(f"{source} line {line}: more than {MAX_RUNS:,} runs; the fit takes at most {MAX_RUNS:,} "
+                            "(average repeated runs, or fit a sample)", field="rows")
         if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
             raise RunsError(f"{source} line {line}: {len(row)} fields but the header has {len(header)}",
                             field="file")
@@ -203,3 +221,22 @@ def _positive(raw: str, source: str, line: int, column: str) -> float:
         raise RunsError(f"{source} line {line}: column {column!r} must be a positive finite number, got {raw!r}{hint}",
                         field=column)
     return x
+
+
+def check_identifiable(runs: Runs, vary: Sequence[str], n_coefficients: int) -> None:
+    """RunsError unless the runs can identify a law of ``n_coefficients`` whose exponents act on ``vary``: at
+    least ``n_coefficients`` distinct input points, and at least two distinct values of each column in ``vary``.
+    (Ten copies of one run fit any coefficients equally well.)"""
+    inputs = [c for c in runs.columns() if c != "loss"] if not vary else list(vary)
+    present = [c for c in inputs if getattr(runs, c, None) is not None]
+    for c in present if vary else ():
+        col = runs.column(c)
+        if np.unique(col).size < 2:
+            raise RunsError(f"{runs.source}: every run has {c} = {col[0]:g}; the data cannot identify the law "
+                            f"(its {c} exponent needs at least 2 distinct {c} values)", field="rows")
+    if present:
+        points = np.unique(np.column_stack([runs.column(c) for c in present]), axis=0).shape[0]
+        if points < n_coefficients:
+            raise RunsError(f"{runs.source}: {len(runs)} runs at only {points} distinct ({', '.join(present)}) "
+                            f"point{'s' if points != 1 else ''}; the data cannot identify the law's {n_coefficients} "
+                            f"coefficients (needs at least {n_coefficients} distinct points)", field="rows")

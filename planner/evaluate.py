@@ -41,11 +41,10 @@ def parse(model: type[BaseModel], **fields: Any) -> Any:
 
 def load_shape(path: str | Path) -> ModelShape:
     """A ModelShape from a TOML or JSON file of its fields (parsed as data only)."""
+    from planner.safe_io import MAX_SHAPE_FILE, read_text_limited
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError("shape", f"cannot read {path} ({e.strerror})") from None
+    text = read_text_limited(p, "shape", MAX_SHAPE_FILE)
     try:
         if p.suffix == ".json":
             import json
@@ -53,7 +52,7 @@ def load_shape(path: str | Path) -> ModelShape:
             data = json.loads(text)
         else:
             data = tomllib.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InputError("shape", f"{path}: not valid {'JSON' if p.suffix == '.json' else 'TOML'} ({e})") from None
     if not isinstance(data, dict):
         raise InputError("shape", f"{path}: expected a table of ModelShape fields")
@@ -62,8 +61,8 @@ def load_shape(path: str | Path) -> ModelShape:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "shape"
-        raise InputError("shape", f"{path}: {loc}: {err['msg']}") from None
-    except TypeError as e:
+        raise InputError("shape", f"{path}: {loc}: {err['msg'].removeprefix('Value error, ')}") from None
+    except (TypeError, ValueError, ArithmeticError) as e:  # e.g. heads = 0 in the defaults' d_model // heads
         raise InputError("shape", f"{path}: {e}") from None
 
 

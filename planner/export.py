@@ -29,6 +29,7 @@ from typing import Any
 
 from planner.errors import InputError
 from planner.plan import Plan
+from planner.safe_io import Outputs, write_output
 from planner.sweep import ROW_KEYS, SweepResult, plan_row
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -57,25 +58,23 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _open(path: str | Path, field: str, mode: str = "w"):
-    p = Path(path)
-    try:
-        return p, p.open(mode, encoding="utf-8", newline="" if mode == "w" else None)
-    except OSError as e:
-        raise InputError(field, f"cannot write {p} ({e.strerror})") from None
+def write_csv(target: Plan | SweepResult, path: str | Path, *, field: str = "csv",
+              outputs: Outputs | None = None) -> Path:
+    """One row per plan (the sweep's feasible points), columns ``planner.sweep.ROW_KEYS`` (units in names).
 
-
-def write_csv(target: Plan | SweepResult, path: str | Path, *, field: str = "csv") -> Path:
-    """One row per plan (the sweep's feasible points), columns ``planner.sweep.ROW_KEYS`` (units in names)."""
+    Written to a temporary file renamed into place (an existing file is replaced only by a complete one), or
+    staged in ``outputs`` to be renamed with the command's other files."""
     rows = _rows(target)
-    p, fh = _open(path, field)
-    with fh:
-        w = csv.DictWriter(fh, fieldnames=list(ROW_KEYS), extrasaction="ignore")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: escape_text(v) if isinstance(v, str) else ("" if v is None else v)
-                        for k, v in row.items()})
-    return p
+
+    def writer(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(ROW_KEYS), extrasaction="ignore")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: escape_text(v) if isinstance(v, str) else ("" if v is None else v)
+                            for k, v in row.items()})
+
+    return write_output(path, field, writer, outputs)
 
 
 def to_json(target: Plan | SweepResult) -> dict[str, Any]:
@@ -87,14 +86,11 @@ def to_json(target: Plan | SweepResult) -> dict[str, Any]:
     raise TypeError(f"export needs a Plan or a SweepResult, got {type(target).__name__}")
 
 
-def write_json(target: Plan | SweepResult, path: str | Path, *, field: str = "json_out") -> Path:
-    """``to_json(target)`` written with indentation."""
-    data = to_json(target)
-    p, fh = _open(path, field)
-    with fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    return p
+def write_json(target: Plan | SweepResult, path: str | Path, *, field: str = "json_out",
+               outputs: Outputs | None = None) -> Path:
+    """``to_json(target)`` written with indentation (atomically, or staged in ``outputs``; see ``write_csv``)."""
+    text = json.dumps(to_json(target), indent=2, allow_nan=False) + "\n"
+    return write_output(path, field, lambda tmp: tmp.write_bytes(text.encode("utf-8")), outputs)
 
 
 # -------------------------------------------------------------------------------------------------- xlsx
@@ -117,16 +113,30 @@ def _openpyxl():
     return openpyxl
 
 
+XLSX_MAX_TEXT = 32_767  # characters in one cell (Excel's limit)
+
+
+def xlsx_text(s: str) -> str:
+    """Text an xlsx cell can hold: control characters XML forbids shown as \\xNN, at most 32,767 characters."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    s = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    return s if len(s) <= XLSX_MAX_TEXT else s[: XLSX_MAX_TEXT - 1] + "…"
+
+
 class _Sheet:
-    """A worksheet writer that escapes text and styles headers."""
+    """A worksheet writer that escapes text, styles headers and remembers each formula's computed value."""
 
     def __init__(self, ws, styles):
         self.ws = ws
         self.st = styles
+        self.cached: dict[str, float] = {}  # cell reference -> the formula's value, written as its cached value
 
     def put(self, row: int, col: int, value: Any, fmt: str | None = None, *, bold: bool = False,
             edit: bool = False):
         c = self.ws.cell(row=row, column=col)
+        if isinstance(value, str):
+            value = xlsx_text(value)
         c.value = value
         if isinstance(value, str) and value.startswith(FORMULA_START):
             c.data_type = "s"  # text, never a formula
@@ -139,9 +149,12 @@ class _Sheet:
             c.fill = self.st["edit"]
         return c
 
-    def formula(self, row: int, col: int, text: str, fmt: str | None = None):
+    def formula(self, row: int, col: int, text: str, fmt: str | None = None, value: float | None = None):
+        """A live formula; ``value`` (the same arithmetic on the same inputs) is stored as its cached result."""
         c = self.ws.cell(row=row, column=col)
         c.value = text if text.startswith("=") else "=" + text
+        if value is not None and math.isfinite(value):
+            self.cached[c.coordinate] = float(value)
         if fmt:
             c.number_format = fmt
         c.fill = self.st["derived"]
@@ -180,8 +193,14 @@ _AXIS_HEADERS = {
 }
 
 
-def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xlsx") -> Path:
-    """An editable capacity plan (see the module docstring for the layout). Needs openpyxl (planner[xlsx])."""
+def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xlsx", law: Any = None,
+               outputs: Outputs | None = None) -> Path:
+    """An editable capacity plan (see the module docstring for the layout). Needs openpyxl (planner[xlsx]).
+
+    ``law``: the Law (or law id / file) the plan used, listed with its coefficients; default: the sweep's request
+    law, or the plan's law id (give ``law`` when the plan came from a law file). Every formula cell also carries
+    its computed value, so readers that do not recalculate (pandas, openpyxl ``data_only``) see the numbers.
+    Written atomically, or staged in ``outputs`` (see ``write_csv``)."""
     from cost_models.throughput import DEFAULT_POWER_UTILIZATION, DEFAULT_PUE
 
     openpyxl = _openpyxl()
@@ -214,6 +233,7 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
          "estimate for a modern colocation facility; cost_models.throughput", _FMT_PLAIN),
     ]
     ref: dict[str, str] = {}
+    given = {key: value for key, _l, value, _u, _n, _f in scalars}  # the Inputs values the formulas read
     r = 2
     for key, label, value, unit, note, fmt in scalars:
         inputs.put(r, 1, label, bold=True)
@@ -244,7 +264,7 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
     law0 = plans[0] if plans else None
     inputs.put(r, 1, "Law", bold=True)
     r += 1
-    laws = _laws(target)
+    laws = _laws(target, law)
     for law in laws:
         inputs.put(r, 1, "law id")
         inputs.put(r, 2, law.id)
@@ -408,25 +428,36 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
         }
         for a in axis_cols:
             values[f"axis:{a}"] = row.get(a)
+        # Each formula with its value: the same arithmetic on the same Inputs, stored as the cell's cached result.
+        tdp_w = _tdp(p) or 0.0  # an empty TDP cell reads as 0
+        v_flops = 6 * p.params * p.tokens
+        v_gpu_hours = v_flops / (p.peak_flops_per_gpu * p.mfu * given["goodput"] * 3600)
+        v_hours = v_gpu_hours / p.gpus
+        v_cost = v_gpu_hours * p.price_usd_per_gpu_hour
+        v_per_m = serve_price * values["serve_s_per_token"] * 1e6 / 3600
+        v_serve = (served * values["serve_s_per_token"] + values["served_input_tokens"] * values["serve_s_per_input"]
+                   ) * serve_price / 3600
         formulas = {
-            "tokens_per_param": f"={c['tokens']}/{c['params']}",
-            "flops": f"=6*{c['params']}*{c['tokens']}",
-            "peak": f"={peak}",
-            "mfu": f"={mfu}",
-            "price": f"={acc}",
-            "gpu_hours": f"={c['flops']}/({c['peak']}*{c['mfu']}*{ref['goodput']}*3600)",
-            "hours": f"={c['gpu_hours']}/{c['gpus']}",
-            "days": f"={c['hours']}/24",
-            "cost_usd": f"={c['gpu_hours']}*{c['price']}",
-            "usd_per_m": f"={c['serve_price']}*{c['serve_s_per_token']}*1000000/3600",
-            "serve_usd": f"=({c['served_tokens']}*{c['serve_s_per_token']}+{c['served_input_tokens']}"
-                         f"*{c['serve_s_per_input']})*{c['serve_price']}/3600",
-            "total_cost_usd": f"={c['cost_usd']}+{c['serve_usd']}",
-            "energy_kwh": f"={c['gpus']}*{tdp}*{ref['power_utilization']}*{c['hours']}*{ref['pue']}/1000",
+            "tokens_per_param": (f"={c['tokens']}/{c['params']}", p.tokens / p.params),
+            "flops": (f"=6*{c['params']}*{c['tokens']}", v_flops),
+            "peak": (f"={peak}", p.peak_flops_per_gpu),
+            "mfu": (f"={mfu}", p.mfu),
+            "price": (f"={acc}", p.price_usd_per_gpu_hour),
+            "gpu_hours": (f"={c['flops']}/({c['peak']}*{c['mfu']}*{ref['goodput']}*3600)", v_gpu_hours),
+            "hours": (f"={c['gpu_hours']}/{c['gpus']}", v_hours),
+            "days": (f"={c['hours']}/24", v_hours / 24),
+            "cost_usd": (f"={c['gpu_hours']}*{c['price']}", v_cost),
+            "usd_per_m": (f"={c['serve_price']}*{c['serve_s_per_token']}*1000000/3600", v_per_m),
+            "serve_usd": (f"=({c['served_tokens']}*{c['serve_s_per_token']}+{c['served_input_tokens']}"
+                          f"*{c['serve_s_per_input']})*{c['serve_price']}/3600", v_serve),
+            "total_cost_usd": (f"={c['cost_usd']}+{c['serve_usd']}", v_cost + v_serve),
+            "energy_kwh": (f"={c['gpus']}*{tdp}*{ref['power_utilization']}*{c['hours']}*{ref['pue']}/1000",
+                           p.gpus * tdp_w * given["power_utilization"] * v_hours * given["pue"] / 1000),
         }
         for j, (key, _h, fmt) in enumerate(columns, 1):
             if key in formulas:
-                plan_ws.formula(rr, j, formulas[key], fmt)
+                text, value = formulas[key]
+                plan_ws.formula(rr, j, text, fmt, value)
             else:
                 plan_ws.put(rr, j, values.get(key), fmt)
     for j, (key, _h, _f) in enumerate(columns, 1):
@@ -446,12 +477,43 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
             fail.put(i, len(names) + 2, f.reason)
         fail.ws.column_dimensions[_col(len(names) + 2)].width = 120
 
-    p = Path(path)
-    try:
-        wb.save(p)
-    except OSError as e:
-        raise InputError(field, f"cannot write {p} ({e.strerror})") from None
-    return p
+    sheets = [inputs, plan_ws]
+
+    def writer(tmp: Path) -> None:
+        wb.save(tmp)
+        _add_cached_values(tmp, {i: sh.cached for i, sh in enumerate(sheets, 1) if sh.cached})
+
+    return write_output(path, field, writer, outputs)
+
+
+def _add_cached_values(path: Path, cached: dict[int, dict[str, float]]) -> None:
+    """Give each formula cell of worksheet i (openpyxl's ``xl/worksheets/sheet{i}.xml``) its computed value.
+
+    openpyxl writes a formula cell as ``<c r="F2" ...><f>...</f><v />``; the empty ``<v />`` becomes
+    ``<v>value</v>`` (SpreadsheetML's cached result, ECMA-376 Part 1 §18.3.1.96). Excel and LibreOffice still
+    recalculate (openpyxl sets fullCalcOnLoad); pandas and openpyxl ``data_only=True`` read the cached value."""
+    import re
+    import zipfile
+
+    cell = re.compile(rb'(<c r="([A-Z]+[0-9]+)"[^>]*><f>[^<]*</f>)<v\s*/>')
+    with zipfile.ZipFile(path) as z:
+        members = [(info, z.read(info)) for info in z.infolist()]
+    names = {f"xl/worksheets/sheet{i}.xml": values for i, values in cached.items()}
+    missing = set(names) - {info.filename for info, _ in members}
+    if missing:
+        raise RuntimeError(f"xlsx layout changed: no {', '.join(sorted(missing))}")  # openpyxl upgrade: a bug
+
+    def fill(values: dict[str, float]):
+        def sub(m: re.Match[bytes]) -> bytes:
+            v = values.get(m.group(2).decode("ascii"))
+            return m.group(0) if v is None else m.group(1) + b"<v>" + repr(v).encode("ascii") + b"</v>"
+        return sub
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for info, data in members:
+            if info.filename in names:
+                data = cell.sub(fill(names[info.filename]), data)
+            z.writestr(info, data)
 
 
 def _scenario_label(i: int, row: dict[str, Any], axis_cols: list[str]) -> str:
@@ -497,15 +559,20 @@ def _request_rows(target: Plan | SweepResult) -> list[tuple[str, Any, str]]:
     return out
 
 
-def _laws(target: Plan | SweepResult) -> list:
-    from laws.base import LawError
+def _laws(target: Plan | SweepResult, law: Any = None) -> list:
+    from laws.base import Law, LawError
     from laws.catalog import get_law
 
-    key = target.base.law if isinstance(target, SweepResult) else target.law
+    if isinstance(law, Law):
+        return [law]
+    key = law or (target.base.law if isinstance(target, SweepResult) else target.law)
     try:
-        return [get_law(key)]
-    except LawError:  # a plan from a law file that has moved: keep the id and citation only
+        found = get_law(key)
+    except (LawError, InputError):  # a plan from a law file that has moved: keep the id and citation only
         return []
+    if isinstance(target, Plan) and (found.id != target.law or found.info.citation != target.law_citation):
+        return []  # not the law this plan used (e.g. a law file that reuses a built-in id): no coefficients
+    return [found]
 
 
 def _tdp(p: Plan) -> float | None:

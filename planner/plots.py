@@ -15,6 +15,7 @@ import numpy as np
 
 from planner.errors import InputError
 from planner.plan import Plan
+from planner.safe_io import Outputs, write_output
 from planner.sweep import FRONTIERS, SweepResult
 
 
@@ -29,16 +30,14 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path, field: str) -> Path:
+def _save(fig, path: str | Path, field: str, outputs: Outputs | None = None) -> Path:
+    """Write ``fig`` as PNG through a temporary file renamed into place (staged in ``outputs`` when given)."""
     plt = _pyplot()
-    p = Path(path)
     try:
-        fig.savefig(p, dpi=120, bbox_inches="tight", format="png")
-    except OSError as e:
-        raise InputError(field, f"cannot write {p} ({e.strerror})") from None
+        return write_output(path, field, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"),
+                            outputs)
     finally:
         plt.close(fig)
-    return p
 
 
 def _law_of(plan: Plan, law: Any = None):
@@ -73,7 +72,7 @@ def isoflop_curves(law: Any, budgets: Sequence[float], *, points: int = 121, spa
 
 
 def plot_isoflop(plan: Plan, path: str | Path, *, budgets: Sequence[float] | None = None, law: Any = None,
-                 field: str = "plot") -> Path:
+                 field: str = "plot", outputs: Outputs | None = None) -> Path:
     """Loss vs params along isoFLOP lines (6·N·D = C) from the plan's law, each curve's optimum marked, and
     the plan itself as a star. ``budgets`` default: the plan's FLOPs × 0.01, 0.1, 1, 10, 100."""
     plt = _pyplot()
@@ -96,14 +95,15 @@ def plot_isoflop(plan: Plan, path: str | Path, *, budgets: Sequence[float] | Non
     ax.set_title(f"isoFLOP curves, law {law.id}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, field)
+    return _save(fig, path, field, outputs)
 
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
 
 
-def plot_pareto(result: SweepResult, path: str | Path, *, field: str = "plot") -> Path:
+def plot_pareto(result: SweepResult, path: str | Path, *, field: str = "plot", outputs: Outputs | None = None
+                ) -> Path:
     """Two panels from a sweep: loss vs total dollars and wall-clock hours vs total dollars; every feasible
     point with one marker and colour per accelerator (legend), the Pareto frontier as a line."""
     plt = _pyplot()
@@ -128,7 +128,7 @@ def plot_pareto(result: SweepResult, path: str | Path, *, field: str = "plot") -
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, path, field)
+    return _save(fig, path, field, outputs)
 
 
 def _runs_arrays(runs: Any) -> dict[str, np.ndarray]:
@@ -150,7 +150,8 @@ def _runs_arrays(runs: Any) -> dict[str, np.ndarray]:
     return cols
 
 
-def plot_fit(fit_result: Any, runs: Any, path: str | Path, *, field: str = "plot") -> Path:
+def plot_fit(fit_result: Any, runs: Any, path: str | Path, *, field: str = "plot", outputs: Outputs | None = None
+             ) -> Path:
     """A fitted loss law against its runs: loss vs params with the law's curve at a few token counts, and
     observed vs predicted loss. ``fit_result`` is a ``laws.fit.FitResult`` or any law with
     ``predict(params=, tokens=)``; ``runs`` a ``laws.runs.Runs``, a mapping of columns or a list of dicts."""
@@ -192,4 +193,4 @@ def plot_fit(fit_result: Any, runs: Any, path: str | Path, *, field: str = "plot
     ax2.set_title(f"observed vs predicted (RMS {rms:.3g})")
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
-    return _save(fig, path, field)
+    return _save(fig, path, field, outputs)

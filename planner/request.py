@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,38 +21,41 @@ def hours_to_days(hours: float) -> float:
     return hours / HOURS_PER_DAY
 
 
-# Allowed ranges, quoted in error messages. FLOPs: 1e32 is ~1e6x the largest run to date (~5e26).
+# Allowed ranges, quoted in error messages. FLOPs: 1e32 is ~1e6x the largest run to date (~5e26); 1e12 FLOPs is
+# a 1e3-parameter model on 1.7e8 tokens. The floors (MINIMUM) keep every derived hour, dollar and device count
+# finite: a subnormal MFU (5e-324) or budget (1e-308) would otherwise give "inf h, $inf".
 ALLOWED: dict[str, str] = {
-    "budget_flops": "a number of FLOPs in (0, 1e32]",
-    "dollars": "US dollars in (0, 1e13]",
-    "gpu_hours": "device-hours in (0, 1e12]",
+    "budget_flops": "a number of FLOPs in [1e12, 1e32]",
+    "dollars": "US dollars in [1, 1e13]",
+    "gpu_hours": "device-hours in [0.01, 1e12]",
     "deadline_days": "days in [1/24 (one hour), 3650]",
     "max_gpus": "a whole number of devices in [1, 10,000,000]",
-    "mfu": "a fraction in (0, 1]",
-    "price": "US dollars per device-hour in (0, 1000]",
+    "mfu": "a fraction in [0.001, 1]",
+    "price": "US dollars per device-hour in [0.001, 1000]",
     "min_params": "parameters in [1e3, 1e16]",
     "max_params": "parameters in [1e3, 1e16]",
     "min_tokens": "tokens in [1e3, 1e17]",
     "max_tokens": "tokens in [1e3, 1e17]",
     "sizing_days": "days in [1/24, 3650]",
-    "bytes_per_param": "bytes in (0, 64]",
+    "bytes_per_param": "bytes in [0.5, 64]",
     "precision": "native, bf16, fp16, fp8, fp4 or any",
     "objective": "loss, cost or time",
-    "target_loss": "nats/token in (0, 20]",
-    "inference_tokens": "tokens served over the model's life in (0, 1e18]",
-    "goodput": "a fraction in (0, 1]",
+    "target_loss": "nats/token in [0.01, 20]",
+    "inference_tokens": "tokens served over the model's life in [1, 1e18]",
+    "goodput": "a fraction in [0.01, 1]",
+    "gpu": "an accelerator id, a comma-separated list of ids, or any (at most 200 characters)",
+    "law": "a law id or a law .toml file path (at most 4096 characters)",
     "inference_input_tokens": "prompt tokens in [0, 1e19]",
     "context": "tokens per request in [2, 10,000,000]",
     "tpot_ms": "milliseconds in (0, 1e6]",
     "ttft_ms": "milliseconds in (0, 1e7]",
     "serve_gpu": "an accelerator id (planner gpus)",
     "serve_precision": "bf16, fp8 or fp4",
-    "gpu": "an accelerator id, a comma-separated list of ids, or any",
     "seq_len": "tokens per sequence in [1, 1,048,576]",
     "tensor_parallel": "devices in [1, 64]",
-    "min_step_seconds": "seconds in (0, 3600]",
-    "tokens": "tokens in (0, 1e17]",
-    "params": "parameters in (0, 1e16]",
+    "min_step_seconds": "seconds in [0.001, 3600]",
+    "tokens": "tokens in [1, 1e17]",
+    "params": "parameters in [1, 1e16]",
     "gpus": "a whole number of devices in [1, 10,000,000]",
     "batch": "a whole number of sequences in [1, 1,000,000]",
     "prompt_tokens": "tokens in [1, 10,000,000]",
@@ -69,14 +72,86 @@ ALLOWED: dict[str, str] = {
 }
 
 
+# Floors applied to every request model's field of that name (the fields themselves say only "> 0").
+MINIMUM: dict[str, float] = {
+    "budget_flops": 1e12, "dollars": 1.0, "gpu_hours": 0.01, "mfu": 1e-3, "price": 1e-3, "bytes_per_param": 0.5,
+    "target_loss": 0.01, "inference_tokens": 1.0, "goodput": 0.01, "min_step_seconds": 1e-3, "tokens": 1.0,
+    "params": 1.0,
+}
+# Longest text per field (characters): an id is short; a path is at most PATH_MAX.
+MAX_TEXT: dict[str, int] = {"gpu": 200, "law": 4096, "catalog": 4096, "price_tier": 40, "precision": 40}
+
+
+def _admits_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return any(_admits_bool(a) for a in get_args(annotation))
+
+
+def _numeric(annotation: Any) -> bool:
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, int | float) and not isinstance(a, bool) for a in get_args(annotation))
+    return any(_numeric(a) for a in get_args(annotation) if a is not type(None))
+
+
+class Request(BaseModel):
+    """Base of the request models (PlanRequest, RunRequest, ServeRequest).
+
+    Constructing one with a bad field raises InputError (a ValueError naming the field and its allowed range),
+    never a raw pydantic ValidationError. Numbers must be numbers: ``True`` is not 1 dollar. Fields named in
+    MINIMUM are floored there; text fields named in MAX_TEXT are bounded in length.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        _check_raw(type(self), data)
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise input_error(e, type(self)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: D102 (pydantic's)
+        if isinstance(obj, dict):
+            _check_raw(cls, obj)
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as e:
+            raise input_error(e, cls) from None
+
+    @model_validator(mode="after")
+    def _floors(self) -> Request:
+        for name, lo in MINIMUM.items():
+            v = getattr(self, name, None)
+            if isinstance(v, int | float) and v < lo:
+                raise ValueError(f"{name}: must be {ALLOWED.get(name, f'at least {lo:g}')} (got {v:g})")
+        for name, n in MAX_TEXT.items():
+            v = getattr(self, name, None)
+            for text in (v if isinstance(v, tuple) else (v,)):
+                if isinstance(text, str) and len(text) > n:
+                    raise ValueError(f"{name}: must be {ALLOWED.get(name, f'at most {n} characters')} "
+                                     f"(got {len(text):,} characters)")
+        return self
+
+
+def _check_raw(model: type[BaseModel], data: dict[str, Any]) -> None:
+    """Refuse a bool for a numeric field (pydantic would read True as 1)."""
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        if isinstance(value, bool) and info is not None and _numeric(info.annotation) \
+                and not _admits_bool(info.annotation):
+            raise InputError(name, f"must be {ALLOWED.get(name, 'a number')} (got {value!r}, not a number)")
+
+
 def _f(gt: float | None = None, ge: float | None = None, le: float | None = None, doc: str = "") -> Any:
     return Field(default=None, gt=gt, ge=ge, le=le, allow_inf_nan=False, description=doc)
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(Request):
     """Limits, hardware and law for one plan. At least one limit must bound total compute."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     budget_flops: float | None = _f(gt=0, le=1e32, doc="training FLOPs limit (6·N·D)")
     dollars: float | None = _f(gt=0, le=1e13, doc="training dollars limit, USD")
@@ -188,20 +263,18 @@ class PlanRequest(BaseModel):
     @classmethod
     def parse(cls, **fields: Any) -> PlanRequest:
         """Validate ``fields``; raise InputError with a one-line message naming the field and its range."""
-        try:
-            return cls(**{k: v for k, v in fields.items() if v is not None})
-        except ValidationError as e:
-            raise input_error(e) from None
+        return cls(**{k: v for k, v in fields.items() if v is not None})
 
 
-def input_error(e: ValidationError) -> InputError:
-    """The first pydantic error as a one-line InputError."""
+def input_error(e: ValidationError, model: type[BaseModel] | None = None) -> InputError:
+    """The first pydantic error as a one-line InputError (``model``: the request model, default PlanRequest)."""
+    model = model or PlanRequest
     err = e.errors()[0]
     field = str(err["loc"][0]) if err["loc"] else "request"
     if field == "request" or not err["loc"]:
         msg = err["msg"].removeprefix("Value error, ")
         head, sep, rest = msg.partition(": ")
-        if sep and head in PlanRequest.model_fields:
+        if sep and head in model.model_fields:
             return InputError(head, rest)
         return InputError("limits" if msg.startswith("no limit") else "request", msg)
     got = err.get("input")

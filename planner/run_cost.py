@@ -19,7 +19,7 @@ from cost_models.layout_search import LayoutEstimate, best_layout
 from cost_models.throughput import DEFAULT_GOODPUT, energy_kwh
 from cost_models.training import training_flops
 from planner.errors import InputError
-from planner.request import days_to_hours, hours_to_days
+from planner.request import Request, days_to_hours, hours_to_days
 
 SIZING_DAYS = 30.0
 
@@ -28,7 +28,7 @@ def _num(gt: float = 0, le: float | None = None, doc: str = "") -> Any:
     return Field(default=None, gt=gt, le=le, allow_inf_nan=False, description=doc)
 
 
-class RunRequest(BaseModel):
+class RunRequest(Request):
     """A training run to price. ``params`` or ``shape`` (or both: the shape's counts then win)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cost_models.architecture import ModelShape, total_params
 from cost_models.serving import DEFAULT_MAX_BATCH, ServingConfig
 from cost_models.serving_point import fewest_devices, max_batch_in_memory, serving_point, tp_degrees
 from planner.errors import InputError
+from planner.request import Request
 from planner.serving import ServingDemand, ServingSummary, choose_serving, rounded_shape, split_context, summarize
 
 Precision = Literal["bf16", "fp8", "fp4"]
 
 
-class ServeRequest(BaseModel):
+class ServeRequest(Request):
     """A serving setup to price: a model (params or shape), devices per replica, batch or latency limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InfeasiblePlanError, InputError
 from planner.plan import Plan
-from planner.request import PlanRequest, input_error
+from planner.request import PlanRequest
 
 # sweep() keyword -> PlanRequest field it sets
 AXES: dict[str, str] = {
@@ -326,8 +326,7 @@ def sweep(
         update = dict(zip(names, combo, strict=True))
         try:
             requests.append(PlanRequest(**{**fields, **update}))
-        except ValidationError as e:
-            err = input_error(e)
+        except InputError as err:
             where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in update.items())
             raise InputError(err.field, f"{err.detail} (grid point {where})") from None
 
