@@ -448,8 +448,8 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
             "days": (f"={c['hours']}/24", v_hours / 24),
             "cost_usd": (f"={c['gpu_hours']}*{c['price']}", v_cost),
             "usd_per_m": (f"={c['serve_price']}*{c['serve_s_per_token']}*1000000/3600", v_per_m),
-            "serve_usd": (f"=({c['served_tokens']}*{c['serve_s_per_token']}+{c['served_input_tokens']}"
-                          f"*{c['serve_s_per_input']})*{c['serve_price']}/3600", v_serve),
+            "serve_usd": (f"={c['served_tokens']}*{c['serve_s_per_token']}*{c['serve_price']}/3600"
+                          f"+{c['served_input_tokens']}*{c['serve_s_per_input']}*{c['serve_price']}/3600", v_serve),
             "total_cost_usd": (f"={c['cost_usd']}+{c['serve_usd']}", v_cost + v_serve),
             "energy_kwh": (f"={c['gpus']}*{tdp}*{ref['power_utilization']}*{c['hours']}*{ref['pue']}/1000",
                            p.gpus * tdp_w * given["power_utilization"] * v_hours * given["pue"] / 1000),

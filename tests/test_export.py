@@ -143,11 +143,14 @@ def test_xlsx_plan_formulas_reproduce_the_plan(plan, tmp_path):
     flops = 6 * n * d
     gpu_hours = flops / (H100_PEAK * 0.4 * GOODPUT * 3600)
     hours = gpu_hours / plan.gpus
-    per_m = 2.0 * 2 * n * 1e6 / (H100_PEAK * SERVE_EFF * 3600)
+    # serving: the serving model's device-seconds per output / input token at the serving price (2.0 $/h)
+    inf = plan.inference
+    per_m = 2.0 * inf.gpu_seconds_per_token * 1e6 / 3600
+    serve = (inf.tokens * inf.gpu_seconds_per_token + inf.input_tokens * inf.gpu_seconds_per_input_token) * 2.0 / 3600
     want = {
         "Training FLOPs": flops, "Device-hours": gpu_hours, "Wall-clock (h)": hours, "Training cost": gpu_hours * 2.0,
-        "USD per million": per_m, "Serving cost": per_m * 1e12 / 1e6,
-        "Total cost": gpu_hours * 2.0 + per_m * 1e6, "Energy": plan.gpus * H100_TDP * UTIL * hours * PUE / 1000,
+        "USD per million": per_m, "Serving cost": serve,
+        "Total cost": gpu_hours * 2.0 + serve, "Energy": plan.gpus * H100_TDP * UTIL * hours * PUE / 1000,
     }
     for k, v in want.items():
         assert evaluate(wb, "Plan", f"{col[k]}2") == pytest.approx(v, rel=1e-9), k
@@ -197,7 +200,7 @@ def test_xlsx_inputs_sheet_documents_law_and_assumptions(result, tmp_path):
     wb = openpyxl.load_workbook(write_xlsx(result, tmp_path / "s.xlsx"))
     ws = wb["Inputs"]
     labels = {c.value: c.row for c in ws["A"] if isinstance(c.value, str)}
-    for key in ("Goodput", "Power utilization", "PUE", "Serving efficiency", "Law", "law id", "Accelerators",
+    for key in ("Goodput", "Power utilization", "PUE", "Law", "law id", "Accelerators",
                 "Throughput", "Assumptions"):
         assert key in labels, key
     assert ws[f"B{labels['Goodput']}"].value == GOODPUT and ws[f"B{labels['PUE']}"].value == PUE
