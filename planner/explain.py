@@ -50,7 +50,7 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         else:
             value, limit = lhs, rhs
             slack = (limit - value) / limit if limit else 0.0
-        if abs(slack) < 1e-9:
+        if abs(slack) < 1e-6:  # solver tolerance: print 0, never "-0.0%"
             slack = 0.0
         is_binding = lam > 0 and abs(slack) <= BINDING_SLACK
         change = 0.0
