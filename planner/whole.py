@@ -77,7 +77,9 @@ def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelSh
     """The rounded shape and its neighbours (params ±3%), each with its law count, within the params bounds."""
     var = solved.var
     out: dict[tuple, tuple[ModelShape, float]] = {}
-    for f in (1.0, 1.03, 1 / 1.03):
+    # with serving demand the serving price jumps with the shape (head layout, KV cache): look wider
+    factors = (1.0, 1.03, 1 / 1.03) + ((1.15, 1 / 1.15, 1.3, 1 / 1.3) if solved.serving is not None else ())
+    for f in factors:
         fit = fit_shape(solved.sol.params * f, count=var.count, experts=var.experts, seq_len=request.seq_len)
         n = float(COUNTERS[var.count](fit.shape))
         if request.min_params is not None and n < request.min_params * (1 - REL_TOL):
