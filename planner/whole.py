@@ -79,8 +79,9 @@ def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelSh
     out: dict[tuple, tuple[ModelShape, float]] = {}
     # with serving demand the serving price jumps with the shape (head layout, KV cache): look wider
     # (and for the time objective, where whole batches and the heads' tensor-parallel split decide the speed)
-    wide = solved.serving is not None or request.objective == "time"
-    factors = (1.0, 1.03, 1 / 1.03) + ((1.15, 1 / 1.15, 1.3, 1 / 1.3, 1 / 1.5) if wide else ())
+    factors = (1.0, 1.03, 1 / 1.03)
+    if solved.serving is not None or request.objective == "time":  # rugged: head layouts, TP splits, batches
+        factors += (1.15, 1 / 1.15, 1.3, 1 / 1.3, 1 / 1.5)
     for f in factors:
         fit = fit_shape(solved.sol.params * f, count=var.count, experts=var.experts, seq_len=request.seq_len)
         n = float(COUNTERS[var.count](fit.shape))
