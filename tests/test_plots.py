@@ -71,7 +71,7 @@ def test_plot_pareto_tells_accelerators_apart(tmp_path, plt_available, monkeypat
     import planner.plots as plots
 
     figs = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path, field: figs.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, field, outputs=None: figs.append(fig) or path)
     res = sweep(PlanRequest(budget_flops=1e21), budgets="1e21:1e23:3", gpus=["h100", "b200"])
     plots.plot_pareto(res, tmp_path / "pareto.png")
     for ax in figs[0].axes:
