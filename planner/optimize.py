@@ -101,18 +101,18 @@ def optimize(request: PlanRequest | None = None, /, **fields: Any) -> Plan:
 
 
 def _checked_relaxations(request: PlanRequest, e: InfeasiblePlanError) -> InfeasiblePlanError:
-    """Keep only relaxations that re-solve to a launchable plan (nudged up to 8 × 1% past the program's value,
-    since whole devices and sequences can need a little more than the continuous optimum)."""
+    """Keep only relaxations that re-solve to a launchable plan (nudged past the program's value in growing
+    steps, since whole devices, sequences and steps can need more than the continuous optimum)."""
     ok: dict[str, float] = {}
     parts = []
     for field, value in e.relaxations.items():
         lowers = field.startswith("min_")
-        for _ in range(8):
+        for step in (1.0, 1.01, 1.03, 1.1, 1.3, 2.0, 4.0, 10.0):  # growing nudges past the program's value
+            value = value / step if lowers else value * step
             v = math.ceil(value) if field == "max_gpus" else value
             try:
                 _optimize(request.model_copy(update={field: v}))
-            except InfeasiblePlanError:
-                value = value / 1.01 if lowers else value * 1.01
+            except InputError:  # still infeasible (or the solver could not certify it): a larger step
                 continue
             ok[field] = v
             shown = f"${v:,.0f}" if field == "dollars" else (f"{v:.0f}" if field == "max_gpus" else f"{v:.4g}")

@@ -23,16 +23,16 @@ def requests(draw):
     fields = {"gpu": draw(st.sampled_from(GPUS)), "law": draw(st.sampled_from(LAWS))}
     limit = draw(st.sampled_from(["budget_flops", "dollars", "gpu_hours", "deadline+max"]))
     if limit == "budget_flops":
-        fields["budget_flops"] = draw(log_uniform(1e15, 1e30))
+        fields["budget_flops"] = draw(log_uniform(1e15, 1e26))
     elif limit == "dollars":
-        fields["dollars"] = draw(log_uniform(1e2, 1e11))
+        fields["dollars"] = draw(log_uniform(1e2, 1e10))
     elif limit == "gpu_hours":
-        fields["gpu_hours"] = draw(log_uniform(10, 1e10))
+        fields["gpu_hours"] = draw(log_uniform(10, 1e8))
     else:
         fields["deadline_days"] = draw(st.floats(0.1, 365))
         fields["max_gpus"] = draw(st.integers(1, 100_000))
     if draw(st.booleans()):
-        fields["deadline_days"] = draw(st.floats(0.05, 365))
+        fields["deadline_days"] = draw(st.floats(0.5, 365))
     if draw(st.booleans()):
         fields["max_gpus"] = draw(st.integers(1, 100_000))
     if draw(st.booleans()):
