@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MAX_DIMENSION = 2**24  # largest layer count, width, head count, vocabulary or context length accepted
+MAX_DIMENSION = 16_777_216  # largest layer count, width, head count, vocabulary or context length accepted
 
 
 class ModelShape(BaseModel):

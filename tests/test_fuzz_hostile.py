@@ -378,7 +378,8 @@ def test_api_from_threads():
         t.start()
     for t in threads:
         t.join()
-    wrong = [(b, f, serial[b]) for b, f in results if not math.isclose(f, serial[b], rel_tol=1e-3)]
+    # a plan of another request is off by far more than the launchable plans' rounding (a few %)
+    wrong = [(b, f, serial[b]) for b, f in results if not math.isclose(f, serial[b], rel_tol=0.03)]
     over = [(b, f) for b, f in results if f > b * (1 + 1e-6)]
     _count("API calls from threads", len(budgets), len(errors) + len(wrong) + len(over))
     assert not errors, f"{len(errors)} of {len(budgets)} calls raised: {errors[:3]}"
