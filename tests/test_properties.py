@@ -83,7 +83,7 @@ def test_plans_satisfy_their_limits_or_say_why_not(fields):
 LIMITS = ("budget_flops", "dollars", "gpu_hours", "deadline_days", "max_gpus")
 
 
-@pytest.mark.xfail(strict=False, reason="known gap (closing note): in extreme regimes the launchable plan can lose up to a few % when a limit loosens")
+@pytest.mark.xfail(strict=False, reason="known gap: the launchable plan can lose a few % when a limit loosens")
 @SETTINGS
 @given(requests(), st.data())
 def test_loss_never_rises_when_a_limit_loosens(fields, data):
