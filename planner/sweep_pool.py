@@ -34,7 +34,7 @@ CHUNKS_PER_WORKER = 4  # at least this many chunks per worker when the grid allo
 # fork server does not apply the caller's sys.path before preloading, so a planner module could resolve to another
 # copy of the package than the caller's (the workers themselves get the caller's sys.path).
 PRELOAD = ["numpy", "scipy.sparse", "cvxpy"]
-MIN_POINTS_PER_WORKER = 16  # below this a worker's start-up (imports, compiling its programs) costs more
+MIN_POINTS_PER_WORKER = 50  # below this a worker's start-up (imports, compiling its programs) costs more
 
 
 def default_workers() -> int:
