@@ -280,3 +280,19 @@ def test_cold_optimize_imports_no_export_plot_or_table_modules():
 def test_cli_workers_option_is_checked():
     r = runner.invoke(app, ["sweep", "--budget", "1e20", "--workers", "0"])
     assert r.exit_code == 2 and "--workers" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_streams_from_threads_do_not_share_state(counted_optimize):
+    """Several threads streaming their own sweeps get their own points, in their own order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(k):
+        stream = iter_sweep(PlanRequest(budget_flops=1e21), budgets=f"1e{18 + k}:1e{22 + k}:50")
+        return [(p.index, p.point["budget_flops"]) for p in stream]
+
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(run, range(4)))
+    for k, points in enumerate(got):
+        assert [i for i, _ in points] == list(range(50))
+        assert [b for _, b in points] == pytest.approx(parse_grid(f"1e{18 + k}:1e{22 + k}:50"))
+    assert len(counted_optimize) == 200
