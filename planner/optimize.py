@@ -73,7 +73,11 @@ class _Variant:
 
     def program_loss(self, params: float, effective_tokens: float) -> float:
         """The loss the program sees at (N, D_eff)."""
-        return float(self.law.predict(params=params * self.params_scale, tokens=effective_tokens * self.tokens_scale))
+        return float(self.program_losses(params, effective_tokens))
+
+    def program_losses(self, params, effective_tokens):
+        """``program_loss`` over arrays (numpy broadcasting)."""
+        return self.law.predict(params=params * self.params_scale, tokens=effective_tokens * self.tokens_scale)
 
     def loss(self, params: float, effective_tokens: float) -> float:
         """The plan's loss at (N, D_eff): the full law when there is one, else the program's law."""
@@ -341,7 +345,8 @@ def _layout_rank(s: Solved, objective: str) -> tuple:
     the layout needs for its plan, so ties go to the most efficient layout, the same one on every call."""
     est = s.estimate(objective)
     needed = s.sol.sides.get("throughput", (math.inf, 0.0))[0] * s.sol.devices
-    return (round(math.log(est) * 1e7) if est > 0 else est, needed, s.layout.label())
+    key = round(math.log(est) * 1e7) if 0 < est < math.inf else (est if est <= 0 else math.inf)
+    return (key, needed, s.layout.label())
 
 
 class _Ranked(list):
