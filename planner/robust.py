@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InputError
+from planner.plan import LossDistribution
 
 MODES = ("mean", "worst")
 Mode = Literal["mean", "worst"]
@@ -149,20 +150,6 @@ def robust_loss_expr(law: Any, N, D, mode: Mode = "mean", confidence: float = DE
 
 
 # ------------------------------------------------------------------------------------ the planner
-
-
-class LossDistribution(BaseModel):
-    """The loss of one (params, tokens) across the law's samples: median and central interval (nats/token)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    params: float
-    tokens: float
-    loss_point: float = Field(description="loss under the law's point coefficients")
-    median: float
-    interval: tuple[float, float] = Field(description="central `confidence` interval over the samples")
-    mean: float
-    worst_central: float = Field(description="largest loss over the central `confidence` share of samples")
 
 
 class RobustAllocation(BaseModel):
