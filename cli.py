@@ -370,6 +370,10 @@ def _render_plan(plan) -> None:
         con.print(rt)
         con.print(f"cost of robustness: {r.cost_of_robustness:+.5f} median loss; central worst case "
                   f"{-r.worst_gain:+.5f}")
+        po = r.program_optimum
+        con.print(f"[dim]robust program optimum (continuous): {po['params']:.4g} params, {po['tokens']:.4g} tokens, "
+                  f"robust loss {po['objective_value']:.5f} vs {po['point_objective_value']:.5f} at the point "
+                  "plan's optimum[/dim]")
     for n in plan.notes:
         con.print(f"[dim]note: {n}[/dim]")
     con.print(f"[dim]law: {plan.law_citation}[/dim]")

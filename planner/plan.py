@@ -117,6 +117,9 @@ class RobustReport(BaseModel):
     compression_error: float = Field(description="largest relative error of the program's robust loss vs all "
                                      "samples on N in [1e5, 1e15], D in [1e6, 1e17] (worst: before cuts)")
     cutting_planes: int = Field(default=0, description="samples added after checking all central samples")
+    program_optimum: dict[str, float] = Field(default_factory=dict, description="the robust program's continuous "
+                                              "optimum: params, tokens (effective), objective_value (robust loss); "
+                                              "point_objective_value: the robust loss at the point plan's optimum")
 
 
 class Plan(BaseModel):

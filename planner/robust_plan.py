@@ -32,7 +32,7 @@ def _samples_source(base, law) -> str:
     from laws.uncertainty import published_uncertainty
 
     if base.bootstrap is not None:
-        return f"the law's bootstrap ([law.bootstrap] of {base.id})"
+        return f"the bootstrap samples of law {base.id}"
     pu = published_uncertainty(law.id)
     return f"{pu.source}; seeded draws" if pu is not None else "the law's samples"
 
@@ -66,6 +66,10 @@ def optimize_robust(request: PlanRequest, run: Callable[..., Plan]) -> Plan:
         cuts += len(bad)
         plan = run(request, terms)
 
+    c, cp0 = plan.continuous, point.continuous
+    program = {"params": c["params"], "tokens": c["effective_tokens"],
+               "objective_value": float(terms.value(c["params"], c["effective_tokens"])),
+               "point_objective_value": float(terms.value(cp0["params"], cp0["effective_tokens"]))}
     kept_point = False
     if request.objective == "loss" and terms.value(point.params, point.effective_tokens) < \
             terms.value(plan.params, plan.effective_tokens):
@@ -84,7 +88,8 @@ def optimize_robust(request: PlanRequest, run: Callable[..., Plan]) -> Plan:
         point_plan={"params": point.params, "tokens": point.tokens, "gpus": float(point.gpus), "hours": point.hours,
                     "cost_usd": point.total_cost_usd, "loss": point.loss},
         cost_of_robustness=rob.median - pt.median, worst_gain=pt.worst_central - rob.worst_central,
-        program_terms=terms.size, compression_error=error, cutting_planes=cuts)
+        program_terms=terms.size, compression_error=error, cutting_planes=cuts,
+        program_optimum=program)
     loss = float(law.predict(params=plan.params, tokens=plan.effective_tokens))
     loss_ci = plan.loss_ci
     if loss_ci is None:
