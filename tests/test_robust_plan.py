@@ -229,3 +229,23 @@ def test_cli_robust_shows_both_plans(law_file):
 
     d = json.loads(res.output)["robust"]
     assert d["mode"] == "mean" and set(d["robust"]) >= {"median", "interval", "mean", "worst_central"}
+
+
+def test_robust_target_loss_bounds_the_central_worst_case(law_file):
+    """Objective cost: the robust plan reaches the target in the central worst case, the point plan only at
+    the point estimate (so it is cheaper and misses the target for some central samples)."""
+    target, conf = 2.45, 0.8
+    plan = optimize(PlanRequest(objective="cost", target_loss=target, law=law_file, robust="worst",
+                                confidence=conf, mfu=MFU, goodput=1.0, price=PRICE))
+    s = _samples()
+    # the reference: the point plan's optimum, min 6ND s.t. the point loss = target (cost ∝ FLOPs at fixed MFU)
+    c = POINT
+    n = np.geomspace(1e8, 1e12, 200001)
+    n = n[target - c["E"] - c["A"] / n ** c["alpha"] > 1e-3]
+    d = (c["B"] / (target - c["E"] - c["A"] / n ** c["alpha"])) ** (1 / c["beta"])
+    i = int(np.argmin(n * d))
+    r = plan.robust
+    keep = _central(s, (n[i], d[i]), conf)
+    assert max(_losses(s, plan.params, plan.effective_tokens)[i] for i in keep) <= target * (1 + 1e-9)
+    assert r.point.worst_central > target
+    assert plan.total_cost_usd > r.point_plan["cost_usd"]
