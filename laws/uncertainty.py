@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SAMPLES = 500  # robust programs grow by one posynomial per sample (about 3 s per solve at 500)
+DEFAULT_SAMPLES = 500  # uncompressed, a robust program grows by one posynomial per sample (planner.robust_terms)
 DEFAULT_SEED = 20240415  # fixed: the published law's samples are the same on every machine and call
 
 
