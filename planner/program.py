@@ -100,6 +100,15 @@ class Structure:
     moe: bool = False
     batch_exponents: tuple[float, float] = (0.0, 0.0)   # (beta on D, gamma on N) of the law_batch constraint
     coupled: bool = True   # False: batch fixed at the batch law's optimum, no critical-batch token overhead
+    robust: Any = None     # planner.robust_terms.RobustTerms: the loss over the law's samples (robust plans)
+
+
+def loss_expression(law: Law, st: Structure, N: Any, Deff: Any) -> tuple[Any, list]:
+    """(loss, extra constraints) the program sees at (N, D_eff): the law's point loss, or the robust loss over
+    its samples (``st.robust``: a posynomial for mean, an epigraph variable and constraints for worst)."""
+    if st.robust is not None:
+        return st.robust.expr(N, Deff)
+    return law.expr(params=N, tokens=Deff), []
 
 
 @dataclass
@@ -168,10 +177,11 @@ class TrainingProgram:
         numbers = LayoutNumbers(**{f.name: (p[f"layout_{f.name}"] if f.name in st.layout_terms else None)
                                    for f in fields(LayoutNumbers)})
         flops = training_flops(N, D)
+        robust_cons: list = []
         if "data_params" in active:
             loss = law.expr(params=N * p["params_scale"], tokens=Deff * p["tokens_scale"])
         else:
-            loss = law.expr(params=N, tokens=Deff)
+            loss, robust_cons = loss_expression(law, st, N, Deff)
         dollars = cost_usd(G * T, p["price"])
         serving = {part: sum(p[f"{part}_{i}"] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
         if "serve_usd" in serving:
@@ -210,7 +220,7 @@ class TrainingProgram:
         for part in serving:
             if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
                 self.constraints[part] = serving[part] <= p[f"{part}_limit"]
-        cons = list(self.constraints.values())
+        cons = list(self.constraints.values()) + robust_cons
         if s is not None:
             cons.append(s >= 1)
             objective = cp.Minimize(s)

@@ -153,7 +153,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     inference = serving[0] if serving else ()
     st = Structure(active=active, objective=request.objective, inference=inference, elastic=elastic,
                    bcrit_exponent=1.0 / KAPLAN_ALPHA_B, layout_terms=present, moe=shape.is_moe,
-                   batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False)
+                   batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False,
+                   robust=getattr(var, "robust", None))
     values: dict[str, float] = {
         "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
         "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
