@@ -239,9 +239,9 @@ def iter_sweep(
 
     The grid is validated when this is called (InputError for a bad axis); the points are solved as the
     iterator is consumed, on ``workers`` processes (None: every core; used for large grids only, see
-    ``planner.sweep_pool``). The results do not depend on ``workers``. A script that uses several workers must
-    start from ``if __name__ == "__main__":`` (worker processes import the main module, as ``multiprocessing``
-    requires).
+    ``planner.sweep_pool``; rows match a serial run's within the plans' rounding). A script that uses several
+    workers must start from ``if __name__ == "__main__":`` (worker processes import the main module, as
+    ``multiprocessing`` requires).
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError("workers", f"must be a whole number >= 1, got {workers!r}")
@@ -268,8 +268,8 @@ def sweep(
     days, ``inference_tokens`` tokens served, ``gpus`` accelerator ids (a list, "h100,b200" or "any").
     ``progress(done, total)`` is called after each point. Bad axis values raise InputError (one line, naming
     the field); a point that cannot be planned is recorded in ``failures`` with its reason. ``workers``
-    processes share a large grid (None: every core; see ``iter_sweep``); the result is the same for any
-    number. The result holds every Plan: for very large grids, stream ``iter_sweep`` instead.
+    processes share a large grid (None: every core; see ``iter_sweep``). The result holds every Plan: for very
+    large grids, stream ``iter_sweep`` instead.
     """
     if not isinstance(base, PlanRequest):
         base = PlanRequest.parse(**dict(base))
