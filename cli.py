@@ -912,7 +912,7 @@ def sweep(
                 deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis,
                 workers=workers or default_workers())
     full = as_json or json_out or xlsx_path or plot_path  # these need every row and plan
-    with _progress_bar(as_json) as progress, Outputs() as outs:  # all files or none (renamed at the end)
+    with _progress_bar(as_json) as progress, _exit_on_sigterm(), Outputs() as outs:  # all files or none
         if full:
             result = run_sweep(base, **axes, progress=progress)
             digest = SweepDigest.of_result(result, keep_rows=rows)
@@ -941,6 +941,30 @@ def sweep(
         _emit_json(to_json(result))
         return
     _render_sweep(digest, pareto, rows)
+
+
+def _exit_on_sigterm():
+    """A context in which SIGTERM ends the command as an exception would (exit code 143): the temporary output
+    files are removed and the sweep's worker processes stopped. Only in the main thread (where signals go)."""
+    import signal
+    import threading
+    from contextlib import contextmanager, nullcontext
+
+    if threading.current_thread() is not threading.main_thread():
+        return nullcontext()
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    @contextmanager
+    def handler():
+        old = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return handler()
 
 
 def _progress_bar(as_json: bool):

@@ -167,4 +167,7 @@ def _pooled(grid: Grid, workers: int, keep_plans: bool) -> Iterator[SweepPoint]:
             yield from points
         done = True
     finally:
+        if not done:  # stopped early (an error, the consumer closed the stream, SIGTERM): stop the workers now
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
         pool.shutdown(wait=done, cancel_futures=True)

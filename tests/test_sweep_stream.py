@@ -296,3 +296,54 @@ def test_streams_from_threads_do_not_share_state(counted_optimize):
         assert [i for i, _ in points] == list(range(50))
         assert [b for _, b in points] == pytest.approx(parse_grid(f"1e{18 + k}:1e{22 + k}:50"))
     assert len(counted_optimize) == 200
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            parents[int(status.parent.name)] = int(fields["PPid"])
+        except (OSError, KeyError, ValueError):
+            continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parents.items() if pp == p}
+        out |= kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_sigterm_leaves_no_temporary_file_and_no_workers(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "sweep.csv"
+    code = "import sys; from cli import app; sys.argv = ['planner'] + sys.argv[1:]; app()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", "--budget", "1e18:1e26:400", "--workers", "2",
+                             "--csv", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(tmp_path.iterdir()) or len(_descendants(proc.pid)) < 3:  # fork server + 2 workers
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        workers = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert list(tmp_path.iterdir()) == []  # the staged CSV was removed, nothing was renamed into place
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers)
