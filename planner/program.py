@@ -28,13 +28,19 @@ serving device are posynomials c1·N + c2·N^(2/3) + c3·N^(1/3) (cost_models.se
 Parameters refreshed at each solve):
   dollars       ... + serving dollars(N) <= dollars;  serve_tpot / serve_ttft  TPOT(N), TTFT(N) <= the targets;
   serve_memory  serving bytes per device(N) <= usable memory of the serving device
-cvxpy is imported here only, so importing the planner package stays cheap.
+Solving: the program is compiled once by cvxpy into a parametric cone program (planner.cone), kept on disk
+(planner.program_cache) and solved directly with Clarabel; cvxpy's own solve stays as the reference
+(``DIRECT = False``) and as the SCS fallback. cvxpy is imported here only, lazily, and not at all when the
+compiled program is on disk: importing the planner package and a cached cold plan stay cheap.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from typing import Any
 
 from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
@@ -82,8 +88,66 @@ TIE_BREAK = 1e-7
 # broad plateau of near-optimal loss around its optimum; 0.75 is an assumption, not a fitted value. It keeps
 # whole batches (a multiple of data-parallel ranks × sequence) from falling off a cliff just below the optimum.
 LAW_BATCH_FLOOR = 0.75
-TERM_COEFFICIENTS = ("a_flops", "c_layers_width", "c_attn_width", "c_moe_layers_width", "c_width", "a_dense",
-                     "a_expert")
+
+
+class Param(StrEnum):
+    """The program's Parameter names (besides the limits, named as their constraints, and the per-layout and
+    per-serving-term names below): declared here once, used by planner.solve and the cone path."""
+
+    PRICE = "price"                       # USD per device-hour
+    GOODPUT = "goodput"                   # fraction of wall-clock spent on steady training
+    BSTAR = "bstar"                       # Kaplan's B* (tokens); set, not used by any constraint
+    LAW_BATCH_COEF = "law_batch_coef"     # k of the batch law B_law = k·D^beta·N^gamma
+    MEMORY = "memory"                     # usable bytes per device
+    A_FLOPS = "a_flops"                   # shape terms: params counted for FLOPs = a·N
+    C_LAYERS_WIDTH = "c_layers_width"     # layers × width = c·N^(2/3)
+    C_ATTN_WIDTH = "c_attn_width"         # layers × attention width = c·N^(2/3)
+    C_WIDTH = "c_width"                   # width = c·N^(1/3)
+    A_DENSE = "a_dense"                   # dense params held = a·N
+    A_EXPERT = "a_expert"                 # expert params held = a·N (MoE)
+    C_MOE_LAYERS_WIDTH = "c_moe_layers_width"   # MoE layers × width = c·N^(2/3) (MoE)
+    SIZING = "sizing"                     # hours of the cluster-sizing horizon
+    PARAMS_SCALE = "params_scale"         # data-constrained: the law sees q·N ...
+    TOKENS_SCALE = "tokens_scale"         # ... and m·D_eff
+    UNIQUE_TOKENS = "unique_tokens"       # epochs × unique tokens available
+    DATA_PARAMS = "data_params"           # r · N_opt(U)
+
+
+TERM_COEFFICIENTS = (Param.A_FLOPS, Param.C_LAYERS_WIDTH, Param.C_ATTN_WIDTH, Param.C_MOE_LAYERS_WIDTH,
+                     Param.C_WIDTH, Param.A_DENSE, Param.A_EXPERT)
+MOE_TERMS = (Param.A_EXPERT, Param.C_MOE_LAYERS_WIDTH)
+VARIABLES = ("params", "tokens", "effective_tokens", "batch_tokens", "devices", "hours")
+RELAX = "relax"
+
+
+def layout_param(field: str) -> str:
+    """The Parameter holding LayoutNumbers field ``field``."""
+    return f"layout_{field}"
+
+
+def serving_param(part: str, i: int) -> str:
+    """The Parameter holding coefficient ``i`` of serving posynomial ``part``."""
+    return f"{part}_{i}"
+
+
+def serving_limit(part: str) -> str:
+    """The Parameter holding the limit of serving posynomial ``part`` (all but serve_usd)."""
+    return f"{part}_limit"
+
+
+def parameter_names(st: Structure) -> tuple[str, ...]:
+    """Every Parameter of the program with structure ``st``, in the program's order."""
+    names = [Param.PRICE, Param.GOODPUT, Param.BSTAR, Param.LAW_BATCH_COEF, Param.MEMORY, Param.A_FLOPS,
+             Param.C_LAYERS_WIDTH, Param.C_ATTN_WIDTH, Param.C_WIDTH, Param.A_DENSE,
+             *(MOE_TERMS if st.moe else ()), *sorted(st.active - ALWAYS - DATA)]
+    for part, exps in st.inference:
+        names += [serving_param(part, i) for i in range(len(exps))]
+        if part != "serve_usd":
+            names.append(serving_limit(part))
+    if "data_params" in st.active:
+        names += [Param.PARAMS_SCALE, Param.TOKENS_SCALE, Param.UNIQUE_TOKENS, Param.DATA_PARAMS]
+    names += [layout_param(f) for f in sorted(st.layout_terms)]
+    return tuple(str(n) for n in names)
 
 
 @dataclass(frozen=True)
@@ -117,107 +181,180 @@ class Solution:
     sides: dict[str, tuple[float, float]]  # constraint -> (left side, right side) at the solution
 
 
+
+
+def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any], s: Any = None
+             ) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any]]:
+    """Every constraint as (left, right) with left <= right, and the objectives ("loss", "cost", "time").
+
+    Generic over what ``v`` (variables by name) and ``p`` (Parameters by name) hold: cvxpy objects build the
+    program, plain floats evaluate its sides at a solution. ``s``: the elastic factor (cvxpy only)."""
+    active, elastic = st.active, st.elastic
+    N, D, Deff, B, G, T = (v[k] for k in VARIABLES)
+
+    def lim(name: str) -> Any:
+        return p[name] * s if name == elastic else p[name]
+
+    def low(name: str) -> Any:
+        return p[name] / s if name == elastic else p[name]
+
+    n23, n13 = N**LAYERS_WIDTH_EXPONENT, N**WIDTH_EXPONENT
+    terms = ModelTerms(
+        params=p[Param.A_FLOPS] * N, dense_params=p[Param.A_DENSE] * N,
+        expert_params=p[Param.A_EXPERT] * N if st.moe else None,
+        layers_width=p[Param.C_LAYERS_WIDTH] * n23, attn_width=p[Param.C_ATTN_WIDTH] * n23,
+        moe_layers_width=p[Param.C_MOE_LAYERS_WIDTH] * n23 if st.moe else None, width=p[Param.C_WIDTH] * n13,
+    )
+    numbers = LayoutNumbers(**{f.name: (p[layout_param(f.name)] if f.name in st.layout_terms else None)
+                               for f in fields(LayoutNumbers)})
+    flops = training_flops(N, D)
+    if "data_params" in active:
+        loss = law.expr(params=N * p[Param.PARAMS_SCALE], tokens=Deff * p[Param.TOKENS_SCALE])
+    else:
+        loss = law.expr(params=N, tokens=Deff)
+    dollars = cost_usd(G * T, p[Param.PRICE])
+    serving = {part: sum(p[serving_param(part, i)] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
+    if "serve_usd" in serving:
+        dollars = dollars + serving["serve_usd"]
+    beta, gamma = st.batch_exponents
+    law_b = p[Param.LAW_BATCH_COEF] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
+    build = {
+        "throughput": lambda: (training_seconds(terms, numbers, D, B, G), 3600.0 * p[Param.GOODPUT] * T),
+        "memory": lambda: (memory_bytes(terms, numbers, G), lim("memory")),
+        "replica": lambda: (numbers.mp, G),
+        "dp_min": lambda: (G * numbers.mb_seq / numbers.mp, B),
+        "critical_batch": lambda: (Deff, D),
+        "large_batch": lambda: (Deff * B, D * law_b),
+        "law_batch": lambda: (LAW_BATCH_FLOOR * law_b, B),
+        "law_batch_max": lambda: (B, law_b),
+        "flops": lambda: (flops, lim("flops")),
+        "dollars": lambda: (dollars, lim("dollars")),
+        "target_loss": lambda: (loss, lim("target_loss")),
+        "gpu_hours": lambda: (G * T, lim("gpu_hours")),
+        "deadline": lambda: (T, lim("deadline")),
+        "sizing": lambda: (T, p[Param.SIZING]),
+        "max_devices": lambda: (G, lim("max_devices")),
+        "max_params": lambda: (N, lim("max_params")),
+        "max_tokens": lambda: (D, lim("max_tokens")),
+        "min_params": lambda: (low("min_params"), N),
+        "min_tokens": lambda: (low("min_tokens"), D),
+        "step_time": lambda: (D / B * p["step_time"], 3600.0 * T),
+        "unique_tokens": lambda: (D, lim("unique_tokens")),
+        "data_params": lambda: (N, lim("data_params")),
+    }
+    names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
+    sides = {name: build[name]() for name in sorted(names_all)}
+    for part in serving:
+        if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
+            sides[part] = (serving[part], p[serving_limit(part)])
+    return sides, {"loss": loss, "cost": dollars, "time": T}
+
+
+class _CvxProgram:
+    """The cvxpy program: variables, Parameters, named constraints and the problem."""
+
+    def __init__(self, law: Law, st: Structure):
+        import cvxpy as cp
+
+        self.vars = {k: cp.Variable(pos=True, name=k) for k in VARIABLES}
+        self.params = {n: cp.Parameter(pos=True, name=n) for n in parameter_names(st)}
+        self.relax = cp.Variable(pos=True, name=RELAX) if st.elastic else None
+        sides, objectives = formulas(law, st, self.vars, self.params, self.relax)
+        self.constraints = {k: lhs <= rhs for k, (lhs, rhs) in sides.items()}
+        cons = list(self.constraints.values())
+        if self.relax is not None:
+            cons.append(self.relax >= 1)
+            objective = cp.Minimize(self.relax)
+        else:
+            # A factor (G·T)^1e-7 picks, among plans equal in the objective (devices and hours trade freely when
+            # no time or money limit binds), the one with the fewest device-hours: the same plan on every call.
+            tie = (self.vars["devices"] * self.vars["hours"]) ** TIE_BREAK
+            objective = cp.Minimize(objectives[st.objective] * tie)
+        self.problem = cp.Problem(objective, cons)
+        self.set_values: dict[str, float] = {}   # what each Parameter holds (set again only when it changed)
+
+    def set_parameters(self, values: Mapping[str, float]) -> None:
+        for name, par in self.params.items():
+            v = values[name]
+            if self.set_values.get(name) != v or par.value is None:
+                par.value = v
+                self.set_values[name] = v
+
+
+# The direct cone path (planner.cone); False: cvxpy's own solve (the reference the tests compare against).
+DIRECT = True
+
+
 class TrainingProgram:
     """One compiled DGP. ``solve(values)`` sets the Parameters and re-solves.
 
     With ``elastic`` naming one limit, that limit is multiplied by a free factor s >= 1 and the program
     minimizes s instead: the smallest relaxation of that one limit that makes the request feasible.
+
+    The cone program is loaded from the disk cache or compiled on the first direct solve; the cvxpy problem is
+    built only when needed (a cache miss, the reference path, the SCS fallback or an attribute below).
     """
 
     def __init__(self, law: Law, st: Structure):
-        import cvxpy as cp
-
         self.law, self.st = law, st
-        active, elastic = st.active, st.elastic
-        N = cp.Variable(pos=True, name="params")
-        D = cp.Variable(pos=True, name="tokens")
-        Deff = cp.Variable(pos=True, name="effective_tokens")
-        B = cp.Variable(pos=True, name="batch_tokens")
-        G = cp.Variable(pos=True, name="devices")
-        T = cp.Variable(pos=True, name="hours")
-        self.vars = {"params": N, "tokens": D, "effective_tokens": Deff, "batch_tokens": B, "devices": G,
-                     "hours": T}
-        names = ["price", "goodput", "bstar", "law_batch_coef", "memory", "a_flops", "c_layers_width",
-                 "c_attn_width", "c_width", "a_dense", *(["a_expert", "c_moe_layers_width"] if st.moe else []),
-                 *sorted(active - ALWAYS - DATA)]
-        for part, exps in st.inference:
-            names += [f"{part}_{i}" for i in range(len(exps))]
-            if part != "serve_usd":
-                names.append(f"{part}_limit")
-        if "data_params" in active:
-            names += ["params_scale", "tokens_scale", "unique_tokens", "data_params"]
-        names += [f"layout_{f}" for f in sorted(st.layout_terms)]
-        self.params = {n: cp.Parameter(pos=True, name=n) for n in names}
-        p = self.params
-        s = cp.Variable(pos=True, name="relax") if elastic else None
-        self.relax = s
-
-        def lim(name: str) -> Any:
-            return p[name] * s if name == elastic else p[name]
-
-        def low(name: str) -> Any:
-            return p[name] / s if name == elastic else p[name]
-
-        n23, n13 = N**LAYERS_WIDTH_EXPONENT, N**WIDTH_EXPONENT
-        terms = ModelTerms(
-            params=p["a_flops"] * N, dense_params=p["a_dense"] * N, expert_params=p["a_expert"] * N if st.moe else None,
-            layers_width=p["c_layers_width"] * n23, attn_width=p["c_attn_width"] * n23,
-            moe_layers_width=p["c_moe_layers_width"] * n23 if st.moe else None, width=p["c_width"] * n13,
-        )
-        numbers = LayoutNumbers(**{f.name: (p[f"layout_{f.name}"] if f.name in st.layout_terms else None)
-                                   for f in fields(LayoutNumbers)})
-        flops = training_flops(N, D)
-        if "data_params" in active:
-            loss = law.expr(params=N * p["params_scale"], tokens=Deff * p["tokens_scale"])
-        else:
-            loss = law.expr(params=N, tokens=Deff)
-        dollars = cost_usd(G * T, p["price"])
-        serving = {part: sum(p[f"{part}_{i}"] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
-        if "serve_usd" in serving:
-            dollars = dollars + serving["serve_usd"]
-        beta, gamma = st.batch_exponents
-        law_b = p["law_batch_coef"] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
-        build = {
-            "throughput": lambda: training_seconds(terms, numbers, D, B, G) <= 3600.0 * p["goodput"] * T,
-            "memory": lambda: memory_bytes(terms, numbers, G) <= lim("memory"),
-            "replica": lambda: numbers.mp <= G,
-            "dp_min": lambda: G * numbers.mb_seq / numbers.mp <= B,
-            "critical_batch": lambda: Deff <= D,
-            "large_batch": lambda: Deff * B <= D * law_b,
-            "law_batch": lambda: LAW_BATCH_FLOOR * law_b <= B,
-            "law_batch_max": lambda: B <= law_b,
-            "flops": lambda: flops <= lim("flops"),
-            "dollars": lambda: dollars <= lim("dollars"),
-            "target_loss": lambda: loss <= lim("target_loss"),
-            "gpu_hours": lambda: G * T <= lim("gpu_hours"),
-            "deadline": lambda: T <= lim("deadline"),
-            "sizing": lambda: T <= p["sizing"],
-            "max_devices": lambda: G <= lim("max_devices"),
-            "max_params": lambda: N <= lim("max_params"),
-            "max_tokens": lambda: D <= lim("max_tokens"),
-            "min_params": lambda: low("min_params") <= N,
-            "min_tokens": lambda: low("min_tokens") <= D,
-            "step_time": lambda: D / B * p["step_time"] <= 3600.0 * T,
-            "unique_tokens": lambda: D <= lim("unique_tokens"),
-            "data_params": lambda: N <= lim("data_params"),
-        }
-        names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
-        self.constraints = {name: build[name]() for name in sorted(names_all)}
-        for part in serving:
-            if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
-                self.constraints[part] = serving[part] <= p[f"{part}_limit"]
-        cons = list(self.constraints.values())
-        if s is not None:
-            cons.append(s >= 1)
-            objective = cp.Minimize(s)
-        else:
-            # A factor (G·T)^1e-7 picks, among plans equal in the objective (devices and hours trade freely when
-            # no time or money limit binds), the one with the fewest device-hours: the same plan on every call.
-            tie = (G * T) ** TIE_BREAK
-            objective = cp.Minimize({"loss": loss * tie, "cost": dollars * tie, "time": T * tie}[st.objective])
-        self.problem = cp.Problem(objective, cons)
-        # cvxpy Parameters and the compiled problem are mutable state: one solve at a time per program.
+        self._cvx: _CvxProgram | None = None
+        self._cone: Any = None
+        self.cone_error: str | None = None   # why the direct path is unavailable (then cvxpy solves)
+        # Parameters, the compiled problem and the lazily built parts are mutable: one solve at a time.
         self._lock = threading.Lock()
+
+    # ---- the cvxpy program (built on first use)
+
+    def _cvxpy(self) -> _CvxProgram:
+        if self._cvx is None:
+            self._cvx = _CvxProgram(self.law, self.st)
+        return self._cvx
+
+    @property
+    def problem(self) -> Any:
+        return self._cvxpy().problem
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        return self._cvxpy().vars
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self._cvxpy().params
+
+    @property
+    def constraints(self) -> dict[str, Any]:
+        return self._cvxpy().constraints
+
+    @property
+    def relax(self) -> Any:
+        return self._cvxpy().relax
+
+    def cone(self) -> Any:
+        """The compiled cone program (planner.cone.ConeProgram): from the disk cache, else compiled by cvxpy and
+        stored. None when it cannot be compiled (``cone_error`` says why; cvxpy then solves)."""
+        if self._cone is None and self.cone_error is None:
+            from planner import program_cache
+
+            key = program_cache.program_key(self.law, self.st)
+            cone = program_cache.load(key)
+            if cone is None:
+                cvx = self._cvxpy()
+                from planner.cone import compile_cone
+
+                variables = dict(cvx.vars)
+                if cvx.relax is not None:
+                    variables[RELAX] = cvx.relax
+                try:
+                    cone = compile_cone(cvx.problem, variables, cvx.constraints, cvx.params)
+                except Exception as e:  # noqa: BLE001 — any compile problem: cvxpy's own solve stays available
+                    self.cone_error = f"{type(e).__name__}: {str(e)[:200]}"
+                    return None
+                program_cache.save(key, cone)
+            self._cone = cone
+        return self._cone
+
+    # ---- solving
 
     def solve(self, values: dict[str, float]) -> Solution:
         """Set the Parameters and solve: Clarabel first, then SCS on any exception or inaccurate answer.
@@ -227,49 +364,86 @@ class TrainingProgram:
         ``errors`` says what each solver did.
         """
         with self._lock:
-            return self._solve(values)
+            if DIRECT:
+                cone = self.cone()
+                if cone is not None:
+                    return self._solve_direct(cone, values)
+            return self._solve_cvxpy(values, SOLVERS, [])
 
-    def _solve(self, values: dict[str, float]) -> Solution:
+    def _solve_direct(self, cone: Any, values: dict[str, float]) -> Solution:
+        data = cone.data(values)  # outside the try: a bad Parameter value raises, as cvxpy's setter does
+        errors: list[str] = []
+        try:
+            ans = cone.solve_data(*data)
+        except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
+            errors.append(f"CLARABEL: {type(e).__name__}: {str(e)[:120]}")
+        else:
+            if ans.status in ("optimal", "infeasible", "unbounded"):
+                return self._collect_direct(ans, values, errors)
+            errors.append(f"CLARABEL: {ans.status}")
+        return self._solve_cvxpy(values, SOLVERS[1:], errors)
+
+    def _collect_direct(self, ans: Any, values: dict[str, float], errors: list[str]) -> Solution:
+        def val(name: str) -> float:
+            return ans.variables.get(name, math.nan)
+
+        duals, sides = {}, {}
+        value = ans.value   # the solver's objective; when optimal, the objective at the solution (as cvxpy)
+        if ans.status == "optimal":
+            if self.st.elastic is None:
+                duals = {k: _clean(d) for k, d in ans.duals.items()}
+                at = {k: ans.variables[k] for k in VARIABLES}
+                pairs, objectives = formulas(self.law, self.st, at, values)
+                for k, (lhs, rhs) in pairs.items():
+                    try:
+                        sides[k] = (float(lhs), float(rhs))
+                    except (TypeError, ValueError):
+                        pass
+                tie = (val("devices") * val("hours")) ** TIE_BREAK
+                value = float(objectives[self.st.objective] * tie) / tie   # without the tie-break factor
+            else:
+                value = val(RELAX)
+        return Solution(ans.status, "CLARABEL", value, val("params"), val("tokens"), val("devices"), val("hours"),
+                        duals, val("effective_tokens"), val("batch_tokens"), errors, sides)
+
+    def _solve_cvxpy(self, values: dict[str, float], solvers: tuple[str, ...], errors: list[str]) -> Solution:
         import warnings
 
         import cvxpy as cp
 
-        for name, par in self.params.items():
-            par.value = values[name]
-        errors: list[str] = []
-        for solver in SOLVERS:
+        cvx = self._cvxpy()
+        cvx.set_parameters(values)
+        for solver in solvers:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the status is reported, not printed
-                    self.problem.solve(gp=True, solver=solver)
-                status = self.problem.status
+                    cvx.problem.solve(gp=True, solver=solver, warm_start=False)
+                status = cvx.problem.status
             except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
                 errors.append(f"{solver}: {type(e).__name__}: {str(e)[:120]}")
                 continue
             if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
-                return self._collect(status, solver, errors)
+                return self._collect(cvx, status, solver, errors)
             errors.append(f"{solver}: {status}")
-        return self._collect("solver_error", "none", errors)
+        return self._collect(cvx, "solver_error", "none", errors)
 
-    def _collect(self, status: str, solver: str, errors: list[str]) -> Solution:
-        import math
-
+    def _collect(self, cvx: _CvxProgram, status: str, solver: str, errors: list[str]) -> Solution:
         def val(name: str) -> float:
-            v = self.vars[name].value
+            v = cvx.vars[name].value
             return float(v) if v is not None else math.nan
 
         duals, sides = {}, {}
-        if status == "optimal" and self.relax is None:
+        if status == "optimal" and cvx.relax is None:
             # Elasticities below 1e-7 are solver noise on slack constraints: report them as exactly 0.
-            duals = {k: _clean(c.dual_value) for k, c in self.constraints.items()}
-            for k, c in self.constraints.items():
+            duals = {k: _clean(c.dual_value) for k, c in cvx.constraints.items()}
+            for k, c in cvx.constraints.items():
                 try:
                     sides[k] = (float(c.args[0].value), float(c.args[1].value))
                 except (TypeError, ValueError, AttributeError):
                     pass
-        value = float(self.problem.value) if self.problem.value is not None else math.nan
-        if self.relax is None and math.isfinite(value):  # the objective without the tie-break factor
-            g, t = self.vars["devices"].value, self.vars["hours"].value
+        value = float(cvx.problem.value) if cvx.problem.value is not None else math.nan
+        if cvx.relax is None and math.isfinite(value) and status == "optimal":  # without the tie-break factor
+            g, t = cvx.vars["devices"].value, cvx.vars["hours"].value
             value = value / (float(g) * float(t)) ** TIE_BREAK
         return Solution(status, solver, value, val("params"), val("tokens"), val("devices"), val("hours"), duals,
                         val("effective_tokens"), val("batch_tokens"), errors, sides)
