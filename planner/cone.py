@@ -152,10 +152,12 @@ class ConeProgram:
             value = {"infeasible": math.inf, "infeasible_inaccurate": math.inf,
                      "unbounded": 0.0, "unbounded_inaccurate": 0.0}.get(status, math.nan)
             return ConeAnswer(status, {}, {}, value, seconds)
-        logs = np.exp(x[self.var_col])
-        variables = {k: float(v) for k, v in zip(self.variables, logs, strict=True)}
+        with np.errstate(over="ignore", under="ignore"):   # an extreme answer is inf or 0, as in cvxpy
+            exps = np.exp(x[self.var_col])
+            objective_value = float(np.exp(objective))
+        variables = {k: float(v) for k, v in zip(self.variables, exps, strict=True)}
         duals = {k: float(s * z[i]) for k, i, s in zip(self.constraints, self.dual_row, self.dual_sign, strict=True)}
-        return ConeAnswer(status, variables, duals, float(np.exp(objective)), seconds)
+        return ConeAnswer(status, variables, duals, objective_value, seconds)
 
     # ---- arrays for the disk cache (planner.program_cache)
 
@@ -169,7 +171,8 @@ class ConeProgram:
                   "b_rows": self.b_rows, "var_col": self.var_col, "dual_row": self.dual_row,
                   "dual_sign": self.dual_sign}
         for name, sm in (("a", self.a_map), ("b", self.b_map), ("q", self.q_map)):
-            arrays.update({f"{name}_data": sm.data, f"{name}_indices": sm.indices, f"{name}_indptr": sm.indptr})
+            arrays.update({f"{name}_map_data": sm.data, f"{name}_map_indices": sm.indices,
+                           f"{name}_map_indptr": sm.indptr})
         return header, arrays
 
     @classmethod
@@ -177,13 +180,13 @@ class ConeProgram:
         """The program from ``to_arrays`` output; ValueError unless every array is consistent (indices within
         bounds, CSC columns sorted and unique, finite values): a damaged cache file is never solved."""
         ints = {k: np.asarray(arrays[k]) for k in ("theta_col", "a_indices", "a_indptr", "b_rows", "var_col",
-                                                     "dual_row", "a_indices", "b_indices", "q_indices",
-                                                     "a_indptr", "b_indptr", "q_indptr")}
+                                                     "dual_row", "a_map_indices", "b_map_indices", "q_map_indices",
+                                                     "a_map_indptr", "b_map_indptr", "q_map_indptr")}
         for k, v in ints.items():
             if v.ndim != 1 or v.dtype.kind != "i":
                 raise ValueError(f"{k}: not a 1-d integer array")
         ints = {k: v.astype(np.int64) for k, v in ints.items()}
-        floats = {k: np.asarray(arrays[k]) for k in ("a_data", "b_data", "q_data", "dual_sign")}
+        floats = {k: np.asarray(arrays[k]) for k in ("a_map_data", "b_map_data", "q_map_data", "dual_sign")}
         for k, v in floats.items():
             if v.ndim != 1 or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
                 raise ValueError(f"{k}: not a 1-d finite float array")
@@ -192,7 +195,8 @@ class ConeProgram:
         rows = header["rows"]
         maps = {}
         for name in ("a", "b", "q"):
-            sm = SparseMap(floats[f"{name}_data"], ints[f"{name}_indices"], ints[f"{name}_indptr"], int(rows[name]))
+            sm = SparseMap(floats[f"{name}_map_data"], ints[f"{name}_map_indices"], ints[f"{name}_map_indptr"],
+                           int(rows[name]))
             _check_compressed(sm.indptr, sm.indices, sm.rows, n_theta, len(sm.data), name)
             maps[name] = sm
         _check_compressed(ints["a_indptr"], ints["a_indices"], n, m, maps["a"].rows, "A")

@@ -43,6 +43,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
 from cost_models.training import cost_usd, training_flops
 from laws.base import Law
@@ -281,6 +283,10 @@ class _CvxProgram:
                 self.set_values[name] = v
 
 
+# An optimal answer may break a constraint by this relative amount (solver tolerances are ~1e-8 for Clarabel and
+# ~1e-4 for SCS in log space); beyond it the answer is a solver failure (see ``unverified``).
+VERIFY_RTOL = 1e-3
+
 # The direct cone path (planner.cone); False: cvxpy's own solve (the reference the tests compare against).
 DIRECT = True
 
@@ -379,8 +385,13 @@ class TrainingProgram:
             errors.append(f"CLARABEL: {type(e).__name__}: {str(e)[:120]}")
         else:
             if ans.status in ("optimal", "infeasible", "unbounded"):
-                return self._collect_direct(ans, values, errors)
-            errors.append(f"CLARABEL: {ans.status}")
+                sol = self._collect_direct(ans, values, errors)
+                reason = unverified(sol)
+                if reason is None:
+                    return sol
+                errors.append(f"CLARABEL: optimal answer fails its check ({reason})")
+            else:
+                errors.append(f"CLARABEL: {ans.status}")
         return self._solve_cvxpy(values, SOLVERS[1:], errors)
 
     def _collect_direct(self, ans: Any, values: dict[str, float], errors: list[str]) -> Solution:
@@ -392,15 +403,17 @@ class TrainingProgram:
         if ans.status == "optimal":
             if self.st.elastic is None:
                 duals = {k: _clean(d) for k, d in ans.duals.items()}
-                at = {k: ans.variables[k] for k in VARIABLES}
-                pairs, objectives = formulas(self.law, self.st, at, values)
-                for k, (lhs, rhs) in pairs.items():
-                    try:
-                        sides[k] = (float(lhs), float(rhs))
-                    except (TypeError, ValueError):
-                        pass
-                tie = (val("devices") * val("hours")) ** TIE_BREAK
-                value = float(objectives[self.st.objective] * tie) / tie   # without the tie-break factor
+                # numpy floats, as cvxpy evaluates expressions: an extreme answer gives inf, not an exception
+                at = {k: np.float64(ans.variables[k]) for k in VARIABLES}
+                with np.errstate(all="ignore"):
+                    pairs, objectives = formulas(self.law, self.st, at, values)
+                    for k, (lhs, rhs) in pairs.items():
+                        try:
+                            sides[k] = (float(lhs), float(rhs))
+                        except (TypeError, ValueError):
+                            pass
+                    tie = (at["devices"] * at["hours"]) ** TIE_BREAK
+                    value = float(objectives[self.st.objective] * tie / tie)   # without the tie-break factor
             else:
                 value = val(RELAX)
         return Solution(ans.status, "CLARABEL", value, val("params"), val("tokens"), val("devices"), val("hours"),
@@ -423,7 +436,12 @@ class TrainingProgram:
                 errors.append(f"{solver}: {type(e).__name__}: {str(e)[:120]}")
                 continue
             if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
-                return self._collect(cvx, status, solver, errors)
+                sol = self._collect(cvx, status, solver, errors)
+                reason = unverified(sol)
+                if reason is None:
+                    return sol
+                errors.append(f"{solver}: optimal answer fails its check ({reason})")
+                continue
             errors.append(f"{solver}: {status}")
         return self._collect(cvx, "solver_error", "none", errors)
 
@@ -447,6 +465,22 @@ class TrainingProgram:
             value = value / (float(g) * float(t)) ** TIE_BREAK
         return Solution(status, solver, value, val("params"), val("tokens"), val("devices"), val("hours"), duals,
                         val("effective_tokens"), val("batch_tokens"), errors, sides)
+
+
+def unverified(sol: Solution) -> str | None:
+    """Why an "optimal" answer is not a plan (None when it is one, or is not optimal): a variable or the objective
+    that is not finite and positive, or a constraint violated by more than VERIFY_RTOL at the answer. A solver can
+    report success on an ill-conditioned program (Clarabel "Solved" at infinite devices and zero hours)."""
+    if sol.status != "optimal":
+        return None
+    for name in ("value", "params", "tokens", "devices", "hours", "effective_tokens", "batch_tokens"):
+        v = getattr(sol, name)
+        if not (math.isfinite(v) and v > 0):
+            return f"{name} = {v:.4g}"
+    for k, (lhs, rhs) in sol.sides.items():
+        if not (math.isfinite(lhs) and math.isfinite(rhs)) or lhs > rhs * (1.0 + VERIFY_RTOL):
+            return f"{k}: {lhs:.4g} > {rhs:.4g}"
+    return None
 
 
 def _clean(dual: Any) -> float:
