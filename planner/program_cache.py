@@ -33,7 +33,8 @@ ENV = "PLANNER_CACHE_DIR"
 MAX_FILE = 16 * MIB
 PACKAGES = ("planner", "cvxpy", "numpy", "scipy", "clarabel")
 # Modules whose code shapes the compiled program: a change in any of them is a different program.
-_SOURCES = ("planner.program", "planner.cone", "cost_models.cluster", "cost_models.training", "laws.base")
+_SOURCES = ("planner.formulation", "planner.program", "planner.cone", "cost_models.cluster", "cost_models.training",
+            "laws.base")
 
 
 def cache_dir() -> Path:
