@@ -86,6 +86,7 @@ def _same(direct, reference) -> list[str]:
 
 
 def _both(monkeypatch, prog, values):
+    assert prog.cone() is not None, prog.cone_error   # the direct path is really taken (not cvxpy's as fallback)
     monkeypatch.setattr(program, "DIRECT", True)
     direct = prog.solve(values)
     monkeypatch.setattr(program, "DIRECT", False)
