@@ -5,7 +5,7 @@ For several requests, in one run:
   plan makes; measured on the direct path, which hands Clarabel exactly cvxpy's data);
 - warm ``optimize()`` through cvxpy's own solve (``planner.program.DIRECT = False``: the path before issue 14)
   and through the direct cone path (after); the ratio warm optimize / solver time (issue 14 target: <= 2x);
-- solves per plan.
+- the time inside ``TrainingProgram.solve`` per plan (direct path) over the solver time, and solves per plan.
 Then cold processes: ``planner optimize --budget 1e22 --json`` with an empty program cache (miss) and with the
 program cached (hit), against ``python -c "import cvxpy"`` (target: hit <= 0.5x).
 
@@ -45,29 +45,40 @@ def _median(fn, repeat: int) -> float:
     return statistics.median(samples)
 
 
-def _solver_time(optimize, request: dict, repeat: int) -> tuple[float, float]:
-    """(median Clarabel seconds per plan, solves per plan) on the direct path."""
+def _solver_time(optimize, request: dict, repeat: int) -> tuple[float, float, float]:
+    """(median Clarabel seconds per plan, median seconds inside TrainingProgram.solve per plan, solves per plan)
+    on the direct path."""
     from planner.cone import ConeProgram
+    from planner.program import TrainingProgram
 
-    real = ConeProgram.solve_data
+    real, real_solve = ConeProgram.solve_data, TrainingProgram.solve
     spent: list[float] = []
+    solving: list[float] = []
 
     def timed(self, *args):
         ans = real(self, *args)
         spent.append(ans.solver_seconds)
         return ans
 
-    ConeProgram.solve_data = timed
+    def timed_solve(self, values):
+        t = time.perf_counter()
+        out = real_solve(self, values)
+        solving.append(time.perf_counter() - t)
+        return out
+
+    ConeProgram.solve_data, TrainingProgram.solve = timed, timed_solve
     try:
-        per_plan, counts = [], []
+        per_plan, in_solve, counts = [], [], []
         for _ in range(repeat):
             spent.clear()
+            solving.clear()
             optimize(**request)
             per_plan.append(sum(spent))
+            in_solve.append(sum(solving))
             counts.append(len(spent))
     finally:
-        ConeProgram.solve_data = real
-    return statistics.median(per_plan), statistics.median(counts)
+        ConeProgram.solve_data, TrainingProgram.solve = real, real_solve
+    return statistics.median(per_plan), statistics.median(in_solve), statistics.median(counts)
 
 
 def _cold(cmd: list[str], env: dict, repeat: int, reset=None) -> float:
@@ -98,23 +109,27 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, cvxpy {cp.__version__}, clarabel {clarabel.__version__}")
-    print(f"{'request':32s} {'solves':>6s} {'solver':>9s} {'cvxpy path':>11s} {'direct':>9s} "
-          f"{'before/solver':>13s} {'after/solver':>12s} {'speedup':>8s}")
+    print(f"{'request':32s} {'solves':>6s} {'solver':>9s} {'in solve':>9s} {'cvxpy path':>11s} {'direct':>9s} "
+          f"{'solve/solver':>12s} {'before/solver':>13s} {'after/solver':>12s} {'speedup':>8s}")
     rows = []
     for name, request in REQUESTS.items():
         program.DIRECT = True
         optimize(**request)   # compile every program the request visits (and warm the caches)
-        solver, solves = _solver_time(optimize, request, args.repeat)
+        solver, in_solve, solves = _solver_time(optimize, request, args.repeat)
         t_direct = _median(lambda r=request: optimize(**r), args.repeat)
         program.DIRECT = False
         optimize(**request)
         t_cvxpy = _median(lambda r=request: optimize(**r), args.repeat)
         program.DIRECT = True
-        rows.append((t_cvxpy / solver, t_direct / solver))
-        print(f"{name:32s} {solves:6.0f} {solver * 1e3:7.2f}ms {t_cvxpy * 1e3:9.2f}ms {t_direct * 1e3:7.2f}ms "
-              f"{t_cvxpy / solver:12.1f}x {t_direct / solver:11.1f}x {t_cvxpy / t_direct:7.2f}x")
-    print(f"{'median':32s} {'':6s} {'':9s} {'':11s} {'':9s} {statistics.median(r[0] for r in rows):12.1f}x "
-          f"{statistics.median(r[1] for r in rows):11.1f}x")
+        rows.append((in_solve / solver, t_cvxpy / solver, t_direct / solver, t_cvxpy / t_direct))
+        print(f"{name:32s} {solves:6.0f} {solver * 1e3:7.2f}ms {in_solve * 1e3:7.2f}ms {t_cvxpy * 1e3:9.2f}ms "
+              f"{t_direct * 1e3:7.2f}ms {in_solve / solver:11.1f}x {t_cvxpy / solver:12.1f}x "
+              f"{t_direct / solver:11.1f}x {t_cvxpy / t_direct:7.2f}x")
+    med = [statistics.median(r[i] for r in rows) for i in range(4)]
+    print(f"{'median':32s} {'':6s} {'':9s} {'':9s} {'':11s} {'':9s} {med[0]:11.1f}x {med[1]:12.1f}x {med[2]:11.1f}x "
+          f"{med[3]:7.2f}x")
+    print("solver: Clarabel's own time per plan; in solve: time inside TrainingProgram.solve per plan (direct path);"
+          " before/after: warm optimize() on cvxpy's path / the direct path, over the solver time")
 
     env = {**os.environ, "PLANNER_CACHE_DIR": tempfile.mkdtemp(prefix="planner-bench-cold-")}
     plan_cmd = [sys.executable, "-c", "import sys; from cli import app; sys.argv = ['planner'] + sys.argv[1:]; "
