@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -305,9 +305,8 @@ def compile_cone(problem: Any, variables: dict[str, Any], constraints: dict[str,
     finally:
         for k, p in params.items():
             p.value = saved[k]
-    return ConeProgram(names, theta_col, n_theta, const_col, a_map, indices[:split], indptr[: n + 1], b_map,
-                       indices[split:], q_map, m, n, int(dims.zero), int(dims.nonneg), tuple(int(k) for k in dims.soc),
-                       int(dims.exp), tuple(variables), var_col, tuple(constraints), dual_row, dual_sign)
+    return replace(cone, variables=tuple(variables), var_col=var_col, constraints=tuple(constraints),
+                   dual_row=dual_row, dual_sign=dual_sign)
 
 
 def _sparse_map(mat: Any) -> SparseMap:
