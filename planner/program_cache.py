@@ -5,8 +5,9 @@ numeric arrays and a JSON header (as bytes) with the full key and a SHA-256 of e
 (form, class, coefficients), the program's Structure, the versions of planner, cvxpy, numpy, scipy and clarabel,
 a hash of the source files that define the program, and the array format. A file that is truncated, corrupt,
 over the size limit, for another key or version, or inconsistent is ignored (and rebuilt), never trusted.
-Writes go through a temporary file renamed into place. The cache is best-effort: an unwritable folder only
-means the next cold run compiles again.
+Writes go through a temporary file renamed into place; at most MAX_PROGRAMS files are kept (the least recently
+written are deleted). The cache is best-effort: an unwritable folder only means the next cold run compiles
+again.
 
 Folder: ``$PLANNER_CACHE_DIR`` if set, else the user cache folder (platformdirs when installed, else
 ``~/.cache/planner``).
@@ -31,6 +32,7 @@ from planner.safe_io import MIB
 
 ENV = "PLANNER_CACHE_DIR"
 MAX_FILE = 16 * MIB
+MAX_PROGRAMS = 2000   # files kept in the folder; the least recently written beyond it are deleted (~10 KB each)
 PACKAGES = ("planner", "cvxpy", "numpy", "scipy", "clarabel")
 # Modules whose code shapes the compiled program: a change in any of them is a different program.
 _SOURCES = ("planner.formulation", "planner.program", "planner.cone", "cost_models.cluster", "cost_models.training",
@@ -167,6 +169,20 @@ def save(key: dict[str, Any], cone: Any) -> Path | None:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **payload)
 
-        return write_atomic(path, "cache", writer)
+        written = write_atomic(path, "cache", writer)
     except (InputError, OSError):
         return None
+    _prune(path.parent)
+    return written
+
+
+def _prune(folder: Path) -> None:
+    """Keep at most MAX_PROGRAMS program files: the least recently written go first."""
+    try:
+        files = [(f.stat().st_mtime, f) for f in folder.glob("*.npz")]
+        if len(files) <= MAX_PROGRAMS:
+            return
+        for _, f in sorted(files)[: len(files) - MAX_PROGRAMS]:
+            f.unlink(missing_ok=True)
+    except OSError:
+        pass

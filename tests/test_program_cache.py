@@ -166,6 +166,19 @@ def test_damaged_files_are_ignored_and_rebuilt(cache, monkeypatch, damage):
     _rebuilt(law, st, values, path, sol, monkeypatch)
 
 
+def test_folder_keeps_at_most_max_programs(cache, monkeypatch):
+    import time
+
+    monkeypatch.setattr(pc, "MAX_PROGRAMS", 2)
+    paths = []
+    for limits, fields in ((frozenset({"flops"}), {}), (frozenset({"flops", "max_params"}), {"max_params": 1e10}),
+                           (frozenset({"flops", "min_params"}), {"min_params": 1e8})):
+        law, st, values = _inputs(limits, **fields)
+        paths.append(_compiled(law, st, values)[2])
+        time.sleep(0.02)   # distinct modification times
+    assert sorted(p.name for p in paths[0].parent.glob("*.npz")) == sorted(p.name for p in paths[1:])
+
+
 def test_unwritable_folder_still_solves(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
