@@ -11,9 +11,10 @@ Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named;
   dp_min        G · micro_batch · seq_len / (tp · pp) <= B   (a micro-batch per data-parallel rank)
   law_batch     B >= 0.75 · B_law, B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D,
                 DeepSeek in C = 6ND; well below it the law predicts a worse loss, see LAW_BATCH_FLOOR)
-  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law: at the batch law's optimum every token
+  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law(D_eff): at the batch law's optimum every token
                 counts; above it processed tokens grow in proportion to the batch, McCandlish et al. 2018's
-                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law
+                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law at the
+                progress reached (D_eff); ``planner.critical_batch`` is the same rule in numbers
                 (without batch coupling the batch is fixed at B_law: law_batch_max B <= B_law)
   flops         6ND <= budget;  dollars  G·T·price (+ serving) <= dollars;  gpu_hours  G·T <= limit
   deadline      T <= hours;  sizing  T <= sizing hours (no deadline: a cluster size, not a user limit)
@@ -158,17 +159,35 @@ class Structure:
     moe: bool = False
     batch_exponents: tuple[float, float] = (0.0, 0.0)   # (beta on D, gamma on N) of the law_batch constraint
     coupled: bool = True   # False: batch fixed at the batch law's optimum, no critical-batch token overhead
+    robust: Any = None     # planner.robust_terms.RobustTerms: the loss over the law's samples (robust plans)
+
+
+# The robust worst-case loss's epigraph variable t (>= every kept sample's loss), named so the direct path reads it.
+ROBUST_LOSS = "robust_loss"
+
+
+def loss_expression(law: Law, st: Structure, N: Any, Deff: Any, epigraph: Any = None) -> tuple[Any, list]:
+    """(loss, extra constraints) the program sees at (N, D_eff): the law's point loss, or the robust loss over
+    its samples (``st.robust``: a posynomial for mean, an epigraph variable and constraints for worst).
+    ``epigraph``: for plain numbers, the solved value of the worst case's epigraph variable."""
+    if st.robust is not None:
+        if epigraph is not None and st.robust.mode != "mean":
+            return epigraph, []
+        return st.robust.expr(N, Deff)
+    return law.expr(params=N, tokens=Deff), []
 
 
 _LAYOUT_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
 
 
 def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any], s: Any = None
-             ) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any]]:
-    """Every constraint as (left, right) with left <= right, and the objectives ("loss", "cost", "time").
+             ) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any], list]:
+    """Every named constraint as (left, right) with left <= right, the objectives ("loss", "cost", "time") and
+    the unnamed extra constraints (the robust worst case's epigraph rows; cvxpy only).
 
     Generic over what ``v`` (variables by name) and ``p`` (Parameters by name) hold: cvxpy objects build the
-    program, plain floats evaluate its sides at a solution. ``s``: the elastic factor (cvxpy only)."""
+    program, plain floats evaluate its sides at a solution (``v`` then also holds ROBUST_LOSS for a robust worst
+    case). ``s``: the elastic factor (cvxpy only)."""
     active, elastic = st.active, st.elastic
     N, D, Deff, B, G, T = (v[k] for k in VARIABLES)
 
@@ -187,23 +206,27 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
     )
     numbers = LayoutNumbers(**{f: (p[layout_param(f)] if f in st.layout_terms else None) for f in _LAYOUT_FIELDS})
     flops = training_flops(N, D)
+    robust_cons: list = []
     if "data_params" in active:
         loss = law.expr(params=N * p[Param.PARAMS_SCALE], tokens=Deff * p[Param.TOKENS_SCALE])
     else:
-        loss = law.expr(params=N, tokens=Deff)
+        loss, robust_cons = loss_expression(law, st, N, Deff, v.get(ROBUST_LOSS))
     dollars = cost_usd(G * T, p[Param.PRICE])
     serving = {part: sum(p[serving_param(part, i)] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
     if "serve_usd" in serving:
         dollars = dollars + serving["serve_usd"]
     beta, gamma = st.batch_exponents
     law_b = p[Param.LAW_BATCH_COEF] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
+    # the critical batch at the training progress reached, i.e. at the effective tokens (DESIGN: D >= D_eff ·
+    # max(1, B / B_law(D_eff))); planner.critical_batch is the same rule in numbers
+    law_b_eff = p[Param.LAW_BATCH_COEF] * (Deff**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
     build = {
         "throughput": lambda: (training_seconds(terms, numbers, D, B, G), 3600.0 * p[Param.GOODPUT] * T),
         "memory": lambda: (memory_bytes(terms, numbers, G), lim("memory")),
         "replica": lambda: (numbers.mp, G),
         "dp_min": lambda: (G * numbers.mb_seq / numbers.mp, B),
         "critical_batch": lambda: (Deff, D),
-        "large_batch": lambda: (Deff * B, D * law_b),
+        "large_batch": lambda: (Deff * B, D * law_b_eff),
         "law_batch": lambda: (LAW_BATCH_FLOOR * law_b, B),
         "law_batch_max": lambda: (B, law_b),
         "flops": lambda: (flops, lim("flops")),
@@ -226,4 +249,4 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
     for part in serving:
         if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
             sides[part] = (serving[part], p[serving_limit(part)])
-    return sides, {"loss": loss, "cost": dollars, "time": T}
+    return sides, {"loss": loss, "cost": dollars, "time": T}, robust_cons

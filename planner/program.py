@@ -29,6 +29,7 @@ from planner.formulation import (  # noqa: F401 — re-exported: planner.program
     MOE_TERMS,
     OBJECTIVES,
     RELAX,
+    ROBUST_LOSS,
     TERM_COEFFICIENTS,
     TIE_BREAK,
     VARIABLES,
@@ -37,6 +38,7 @@ from planner.formulation import (  # noqa: F401 — re-exported: planner.program
     Structure,
     formulas,
     layout_param,
+    loss_expression,
     parameter_names,
     serving_limit,
     serving_param,
@@ -72,9 +74,11 @@ class _CvxProgram:
         self.vars = {k: cp.Variable(pos=True, name=k) for k in VARIABLES}
         self.params = {n: cp.Parameter(pos=True, name=n) for n in parameter_names(st)}
         self.relax = cp.Variable(pos=True, name=RELAX) if st.elastic else None
-        sides, objectives = formulas(law, st, self.vars, self.params, self.relax)
+        sides, objectives, extra = formulas(law, st, self.vars, self.params, self.relax)
         self.constraints = {k: lhs <= rhs for k, (lhs, rhs) in sides.items()}
-        cons = list(self.constraints.values())
+        # the robust worst case's epigraph variable: the direct path reads its value like the named variables
+        self.epigraph = objectives["loss"] if extra else None
+        cons = list(self.constraints.values()) + extra
         if self.relax is not None:
             cons.append(self.relax >= 1)
             objective = cp.Minimize(self.relax)
@@ -162,6 +166,8 @@ class TrainingProgram:
                 variables = dict(cvx.vars)
                 if cvx.relax is not None:
                     variables[RELAX] = cvx.relax
+                if cvx.epigraph is not None:
+                    variables[ROBUST_LOSS] = cvx.epigraph
                 try:
                     cone = compile_cone(cvx.problem, variables, cvx.constraints, cvx.params)
                 except Exception as e:  # noqa: BLE001 — any compile problem: cvxpy's own solve stays available
@@ -215,9 +221,9 @@ class TrainingProgram:
             if self.st.elastic is None:
                 duals = {k: _clean(d) for k, d in ans.duals.items()}
                 # numpy floats, as cvxpy evaluates expressions: an extreme answer gives inf, not an exception
-                at = {k: np.float64(ans.variables[k]) for k in VARIABLES}
+                at = {k: np.float64(ans.variables[k]) for k in (*VARIABLES, ROBUST_LOSS) if k in ans.variables}
                 with np.errstate(all="ignore"):
-                    pairs, objectives = formulas(self.law, self.st, at, values)
+                    pairs, objectives, _ = formulas(self.law, self.st, at, values)
                     for k, (lhs, rhs) in pairs.items():
                         try:
                             sides[k] = (float(lhs), float(rhs))

@@ -20,7 +20,7 @@ import io
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ MAX_PROGRAMS = 2000   # files kept in the folder; the least recently written bey
 PACKAGES = ("planner", "cvxpy", "numpy", "scipy", "clarabel")
 # Modules whose code shapes the compiled program: a change in any of them is a different program.
 _SOURCES = ("planner.formulation", "planner.program", "planner.cone", "cost_models.cluster", "cost_models.training",
-            "laws.base")
+            "laws.base", "planner.robust_terms")
 
 
 def cache_dir() -> Path:
@@ -67,9 +67,12 @@ def versions() -> dict[str, str]:
 
 @lru_cache(maxsize=64)
 def _source_hash(modules: tuple[str, ...]) -> str:
+    from importlib.util import find_spec
+
     h = hashlib.sha256()
     for mod in modules:
-        path = getattr(sys.modules.get(mod), "__file__", None)
+        module = sys.modules.get(mod)
+        path = getattr(module, "__file__", None) if module else getattr(find_spec(mod), "origin", None)
         h.update(mod.encode())
         if path:
             try:
@@ -80,11 +83,17 @@ def _source_hash(modules: tuple[str, ...]) -> str:
 
 
 def _structure(st: Any) -> dict[str, Any]:
+    """A dataclass's compared fields as JSON data (frozensets sorted; nested dataclasses such as the robust loss's
+    terms, tuples and floats as JSON writes them, exactly)."""
     out = {}
     for f in fields(st):
+        if not f.compare:
+            continue
         v = getattr(st, f.name)
         if isinstance(v, frozenset):
             v = sorted(v)
+        elif is_dataclass(v):
+            v = {"type": type(v).__qualname__, **_structure(v)}
         elif isinstance(v, tuple):
             v = json.loads(json.dumps(v))  # nested tuples as lists
         out[f.name] = v

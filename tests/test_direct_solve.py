@@ -1,13 +1,15 @@
 """The direct cone path (planner.cone) equals cvxpy's own solve of the same program.
 
 For every program kind the planner builds (each objective, with and without serving, MoE, data-constrained,
-fixed batch, every limit kind, and the elastic programs that diagnose infeasible requests) 100 random requests
-are turned into the program's inputs (planner.solve.program_inputs at a random layout and size) and solved both
-ways: status, primal values, objective, duals and constraint sides must agree to 1e-9 relative (both paths hand
-Clarabel the same data; the reference solves without warm start, so neither depends on solve history)."""
+fixed batch, robust mean and worst case, every limit kind, and the elastic programs that diagnose infeasible
+requests) 100 random requests are turned into the program's inputs (planner.solve.program_inputs at a random
+layout and size) and solved both ways: status, primal values, objective, duals and constraint sides must agree
+to 1e-9 relative (both paths hand Clarabel the same data; the reference solves without warm start, so neither
+depends on solve history)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -56,7 +58,22 @@ KINDS = {
     "data-constrained": lambda r: {**_budget(r), "unique_tokens": _log_uniform(r, 1e9, 1e12),
                                    "max_epochs": r.choice([4.0, 16.0, 100.0])},
     "fixed-batch": lambda r: {**_budget(r), "batch_coupling": False},
+    "robust-mean": _budget,
+    "robust-worst": lambda r: {**_budget(r), "max_params": _log_uniform(r, 1e9, 1e11)},
 }
+
+
+def _robust_terms(mode: str):
+    """The robust loss (planner.robust_terms) of the default law's published uncertainty, as robust plans use."""
+    from laws.uncertainty import with_samples
+    from planner.robust import central_samples
+    from planner.robust_terms import check_law, mean_terms, worst_terms
+
+    law = with_samples(_law(PlanRequest.parse(budget_flops=1e22)))
+    samples = check_law(law)
+    if mode == "mean":
+        return mean_terms(samples)
+    return worst_terms(samples, central_samples(law, 0.9, (1e9, 2e10), samples), 0.9)
 
 
 def _rel(a: float, b: float) -> float:
@@ -100,11 +117,14 @@ def test_direct_equals_cvxpy(monkeypatch, kind):
     catalog = load_catalog()
     statuses: dict[str, int] = {}
     elastic_checked = 0
+    robust = _robust_terms(kind.removeprefix("robust-")) if kind.startswith("robust-") else None
     for _ in range(REQUESTS):
         gpu = rng.choice(["h100", "a100-80gb"])
         request = PlanRequest.parse(gpu=gpu, **KINDS[kind](rng))
         variants = _variants(request, _law(request))
         var = rng.choice(variants)
+        if robust is not None:
+            var = dataclasses.replace(var, robust=robust)
         acc = catalog.get(gpu)
         cand = Candidate(acc, "bf16", acc.peak_flops("bf16"), acc.price(request.price_tier).usd_per_hour, "catalog")
         n = _log_uniform(rng, 1e8, 3e10)
