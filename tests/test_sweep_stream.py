@@ -273,7 +273,7 @@ def test_help_imports_no_numerics(argv):
 
 def test_cold_optimize_imports_no_export_plot_or_table_modules():
     got = _modules_after(["optimize", "--budget", "1e22", "--json"], HEAVY)
-    assert "planner" in got and "cvxpy" in got  # it did plan
+    assert "planner" in got  # it did plan (cvxpy only when its program is not cached yet)
     assert not {"planner.export", "matplotlib", "openpyxl", "pandas"} & set(got), got
 
 
