@@ -314,13 +314,13 @@ def _render_plan(plan) -> None:
         ("memory / device", f"{plan.memory_per_gpu_gb:.1f} GB"),
     ]
     sh, par, r = plan.shape, plan.parallelism, plan.rounded
-    rows.append(("model shape", f"{sh['layers']} layers × d_model {sh['d_model']}, {sh['heads']} heads "
-                                f"({sh['kv_heads']} KV), ffn {sh['ffn_hidden']}, vocab {sh['vocab']}"
-                                + (f", {sh['experts']} experts top-{sh['top_k']}" if sh['experts'] > 1 else "")))
-    rows.append(("cluster", f"{_plural(par['nodes'], 'node')} × {par['devices_per_node']}: TP{par['tp']} "
-                            f"PP{par['pp']} DP{par['dp']}" + (f" EP{par['ep']}" if par['ep'] > 1 else "")
-                            + f", {par['recompute']} recompute, ZeRO-{par['zero_stage']}, "
-                            f"{par['grad_accum_steps']} micro-batches/step"))
+    rows.append(("model shape", f"{sh.layers} layers × d_model {sh.d_model}, {sh.heads} heads "
+                                f"({sh.kv_heads} KV), ffn {sh.ffn_hidden}, vocab {sh.vocab}"
+                                + (f", {sh.experts} experts top-{sh.top_k}" if sh.experts > 1 else "")))
+    rows.append(("cluster", f"{_plural(par.nodes, 'node')} × {par.devices_per_node}: TP{par.tp} "
+                            f"PP{par.pp} DP{par.dp}" + (f" EP{par.ep}" if par.ep > 1 else "")
+                            + f", {par.layout.recompute} recompute, ZeRO-{par.layout.zero_stage}, "
+                            f"{par.grad_accum_steps} micro-batches/step"))
     c = plan.continuous
     if c:
         rows.append(("program optimum", f"{c['params']:.4g} params, {c['tokens']:.4g} tokens on {c['devices']:.4g} "

@@ -421,8 +421,8 @@ def write_xlsx(target: Plan | SweepResult, path: str | Path, *, field: str = "xl
             "serve_price": serve_price,
             "binding": ", ".join(p.binding),
             "frontier": "yes" if i in frontier else "",
-            "layers": p.shape.get("layers"),
-            "d_model": p.shape.get("d_model"),
+            "layers": p.shape.layers,
+            "d_model": p.shape.d_model,
             "total_params": p.total_params,
             "law": p.law,
         }

@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from planner.errors import InputError
+from planner.plan import ClusterPlan
 
 TARGETS = ("torchtitan", "megatron", "nanogpt", "hf")
 
@@ -51,34 +53,20 @@ RMS_NORM_EPS = 1e-5
 ROPE_THETA = 500000.0  # Llama 3
 
 
-@dataclass
-class Layout:
-    """Batch layout for one launcher: ranks, micro-batch, accumulation, global batch and steps."""
+class Launch(BaseModel):
+    """What one launcher runs: the cluster (``ClusterPlan``: layout, devices, batch) and the schedule."""
 
-    world_size: int
-    tp: int
-    pp: int
-    dp: int
-    ep: int
-    nodes: int
-    devices_per_node: int
-    micro_batch: int
-    grad_accum: int
-    global_batch_sequences: int
+    model_config = ConfigDict(frozen=True)
+
+    cluster: ClusterPlan
     seq_len: int
     steps: int
     warmup_steps: int
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def nproc_per_node(self) -> int:
-        """Processes (devices) per node: the cluster fills whole nodes, or one partial node."""
-        return self.world_size // self.nodes if self.nodes and self.world_size % self.nodes == 0 else min(
-            self.devices_per_node, self.world_size)
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def global_batch_tokens(self) -> int:
-        return self.global_batch_sequences * self.seq_len
+        return self.cluster.global_batch_sequences * self.seq_len
 
     @property
     def tokens(self) -> int:
@@ -93,35 +81,35 @@ def _optimizer(plan) -> tuple[float, float, int, str]:
         raise InputError("emit", "this plan has no optimizer settings (learning_rate, warmup_steps)") from None
 
 
-def layout(plan, *, data_parallel_only: bool = False) -> Layout:
-    """The plan's cluster and batch; with ``data_parallel_only`` (nanoGPT, HF Trainer) every device is a
+def launch(plan, *, data_parallel_only: bool = False) -> Launch:
+    """The plan's cluster and schedule; with ``data_parallel_only`` (nanoGPT, HF Trainer) every device is a
     data-parallel rank and accumulation is re-chosen to stay closest to the plan's global batch."""
     par = plan.parallelism
+    cluster = ClusterPlan(**{k: getattr(par, k) for k in ClusterPlan.model_fields})  # without the predictions
     seq = int(plan.seq_len)
     steps = int(plan.rounded.steps)
     _lr, _min_lr, warmup, _sched = _optimizer(plan)
-    lay = Layout(world_size=int(par["devices"]), tp=int(par["tp"]), pp=int(par["pp"]), dp=int(par["dp"]),
-                 ep=int(par.get("ep", 1)), nodes=int(par["nodes"]), devices_per_node=int(par["devices_per_node"]),
-                 micro_batch=int(par["micro_batch"]), grad_accum=int(par["grad_accum_steps"]),
-                 global_batch_sequences=int(par["global_batch_sequences"]), seq_len=seq, steps=steps,
-                 warmup_steps=warmup)
-    if data_parallel_only and lay.tp * lay.pp > 1:
-        world = lay.world_size
-        want = lay.global_batch_sequences
-        accum = max(1, round(want / (lay.micro_batch * world)))
-        gbs = lay.micro_batch * accum * world
+    notes: list[str] = []
+    if data_parallel_only and cluster.tp * cluster.pp > 1:
+        world = cluster.devices
+        want = cluster.global_batch_sequences
+        mb = cluster.micro_batch
+        accum = max(1, round(want / (mb * world)))
+        gbs = mb * accum * world
         tokens = steps * want * seq
         new_steps = max(1, round(tokens / (gbs * seq)))
-        lay.notes.append(
+        notes.append(
             f"no tensor/pipeline parallelism here: data parallel over all {world} devices (the plan used "
-            f"TP{lay.tp} x PP{lay.pp} x DP{lay.dp}); global batch {gbs} sequences (plan: {want}), "
+            f"TP{cluster.tp} x PP{cluster.pp} x DP{cluster.dp}); global batch {gbs} sequences (plan: {want}), "
             f"{new_steps} steps (plan: {steps})"
         )
-        lay.warmup_steps = max(1, round(warmup * want / gbs)) if warmup else 0
-        lay.tp = lay.pp = 1
-        lay.dp, lay.grad_accum, lay.global_batch_sequences, lay.steps = world, accum, gbs, new_steps
-    lay.warmup_steps = min(lay.warmup_steps, max(lay.steps - 1, 0))
-    return lay
+        warmup = max(1, round(warmup * want / gbs)) if warmup else 0
+        cluster = cluster.model_copy(update={
+            "layout": cluster.layout.model_copy(update={"tp": 1, "pp": 1}), "dp": world, "grad_accum_steps": accum,
+            "global_batch_sequences": gbs, "global_batch_tokens": gbs * seq})
+        steps = new_steps
+    return Launch(cluster=cluster, seq_len=seq, steps=steps, warmup_steps=min(warmup, max(steps - 1, 0)),
+                  notes=notes)
 
 
 def _summary(plan) -> str:
@@ -160,29 +148,29 @@ def torchtitan_ffn(dim: int, ffn_hidden: int) -> tuple[float, int]:
 def torchtitan_config(plan) -> dict[str, dict[str, Any]]:
     """The torchtitan JobConfig sections as a dict (see ``to_config`` for the TOML)."""
     lr, min_lr, _w, sched = _optimizer(plan)
-    lay = layout(plan)
+    run = launch(plan)
     training: dict[str, Any] = {
         "dataset": "c4",
-        "seq_len": lay.seq_len,
-        "steps": lay.steps,
+        "seq_len": run.seq_len,
+        "steps": run.steps,
         "max_norm": GRAD_CLIP,
         "mixed_precision_param": "bfloat16",
     }
-    if lay.pp > 1:  # the per-rank batch is split into pipeline micro-batches
-        training["local_batch_size"] = lay.micro_batch * lay.grad_accum
+    if run.cluster.pp > 1:  # the per-rank batch is split into pipeline micro-batches
+        training["local_batch_size"] = run.cluster.micro_batch * run.cluster.grad_accum_steps
     else:  # torchtitan accumulates global / (local · dp) micro-batches
-        training["local_batch_size"] = lay.micro_batch
-    training["global_batch_size"] = lay.global_batch_sequences
+        training["local_batch_size"] = run.cluster.micro_batch
+    training["global_batch_size"] = run.cluster.global_batch_sequences
     parallelism: dict[str, Any] = {
         "data_parallel_replicate_degree": 1,
-        "data_parallel_shard_degree": lay.dp,
-        "tensor_parallel_degree": lay.tp,
-        "pipeline_parallel_degree": lay.pp,
+        "data_parallel_shard_degree": run.cluster.dp,
+        "tensor_parallel_degree": run.cluster.tp,
+        "pipeline_parallel_degree": run.cluster.pp,
         "context_parallel_degree": 1,
-        "expert_parallel_degree": lay.ep,
+        "expert_parallel_degree": run.cluster.ep,
     }
-    if lay.pp > 1:
-        parallelism["pipeline_parallel_microbatch_size"] = lay.micro_batch
+    if run.cluster.pp > 1:
+        parallelism["pipeline_parallel_microbatch_size"] = run.cluster.micro_batch
         parallelism["pipeline_parallel_schedule"] = "1F1B"
     model: dict[str, Any] = {"name": "llama3", "flavor": "planner",
                              "tokenizer_path": "./assets/tokenizer/Llama-3.1-8B"}
@@ -193,7 +181,7 @@ def torchtitan_config(plan) -> dict[str, dict[str, Any]]:
         "model": model,
         "optimizer": {"name": "AdamW", "lr": lr, "beta1": ADAM_BETA1, "beta2": ADAM_BETA2, "eps": ADAM_EPS,
                       "weight_decay": WEIGHT_DECAY},
-        "lr_scheduler": {"warmup_steps": lay.warmup_steps, "decay_type": sched,
+        "lr_scheduler": {"warmup_steps": run.warmup_steps, "decay_type": sched,
                          "lr_min": min_lr / lr},
         "training": training,
         "parallelism": parallelism,
@@ -205,26 +193,26 @@ def torchtitan_config(plan) -> dict[str, dict[str, Any]]:
 def _torchtitan_toml(plan) -> str:
     cfg = torchtitan_config(plan)
     sh = plan.shape
-    mult, multiple_of = torchtitan_ffn(int(sh["d_model"]), int(sh["ffn_hidden"]))
-    lay = layout(plan)
+    mult, multiple_of = torchtitan_ffn(int(sh.d_model), int(sh.ffn_hidden))
+    run = launch(plan)
     lines = [
         "# torchtitan job config written by planner (keys: torchtitan/config/job_config.py)",
         f"# {_summary(plan)}",
-        f"# launch: NGPU={lay.nproc_per_node} on {lay.nodes} node(s), {lay.world_size} ranks = "
-        f"DP {lay.dp} x TP {lay.tp} x PP {lay.pp}",
+        f"# launch: NGPU={run.cluster.nproc_per_node} on {run.cluster.nodes} node(s), {run.cluster.devices} ranks = "
+        f"DP {run.cluster.dp} x TP {run.cluster.tp} x PP {run.cluster.pp}",
         '# the model shape is a torchtitan "flavor"; register it in torchtitan/models/llama3/__init__.py:',
-        f'#   llama3_args["planner"] = TransformerModelArgs(dim={sh["d_model"]}, n_layers={sh["layers"]}, '
-        f'n_heads={sh["heads"]}, n_kv_heads={sh["kv_heads"]}, vocab_size={sh["vocab"]}, '
+        f'#   llama3_args["planner"] = TransformerModelArgs(dim={sh.d_model}, n_layers={sh.layers}, '
+        f'n_heads={sh.heads}, n_kv_heads={sh.kv_heads}, vocab_size={sh.vocab}, '
         f'ffn_dim_multiplier={mult!r}, multiple_of={multiple_of}, rope_theta={ROPE_THETA:g}, '
-        f'max_seq_len={lay.seq_len})',
-        f"#   (head_dim {sh['head_dim']}, FFN width {sh['ffn_hidden']})",
+        f'max_seq_len={run.seq_len})',
+        f"#   (head_dim {sh.head_dim}, FFN width {sh.ffn_hidden})",
     ]
-    if int(sh.get("experts", 1)) > 1:
-        lines.append(f"#   MoE: {sh['experts']} routed experts, top-{sh['top_k']} (use a MoE model such as "
+    if sh.experts > 1:
+        lines.append(f"#   MoE: {sh.experts} routed experts, top-{sh.top_k} (use a MoE model such as "
                      f"deepseek_v3 or llama4 with these counts)")
     if plan.precision == "fp4":
         lines.append("# fp4: torchtitan's job config has no fp4 training recipe; this config trains in bf16")
-    for note in lay.notes:
+    for note in run.notes:
         lines.append(f"# note: {note}")
     for section, table in cfg.items():
         lines.append("")
@@ -237,37 +225,37 @@ def _torchtitan_toml(plan) -> str:
 def megatron_args(plan) -> list[str]:
     """Megatron-LM pretrain_gpt.py arguments (model, batch, schedule, precision, parallelism)."""
     lr, min_lr, _w, sched = _optimizer(plan)
-    lay = layout(plan)
+    run = launch(plan)
     sh = plan.shape
     a: list[str] = [
-        "--num-layers", str(sh["layers"]),
-        "--hidden-size", str(sh["d_model"]),
-        "--num-attention-heads", str(sh["heads"]),
-        "--kv-channels", str(sh["head_dim"]),
+        "--num-layers", str(sh.layers),
+        "--hidden-size", str(sh.d_model),
+        "--num-attention-heads", str(sh.heads),
+        "--kv-channels", str(sh.head_dim),
     ]
-    if int(sh["kv_heads"]) != int(sh["heads"]):
-        a += ["--group-query-attention", "--num-query-groups", str(sh["kv_heads"])]
-    a += ["--ffn-hidden-size", str(sh["ffn_hidden"])]
-    if sh.get("ffn_type", "swiglu") == "swiglu":
+    if int(sh.kv_heads) != int(sh.heads):
+        a += ["--group-query-attention", "--num-query-groups", str(sh.kv_heads)]
+    a += ["--ffn-hidden-size", str(sh.ffn_hidden)]
+    if sh.ffn_type == "swiglu":
         a.append("--swiglu")
-    a += ["--normalization", "RMSNorm" if sh.get("norm", "rmsnorm") == "rmsnorm" else "LayerNorm"]
-    if not sh.get("learned_positions", False):
+    a += ["--normalization", "RMSNorm" if sh.norm == "rmsnorm" else "LayerNorm"]
+    if not sh.learned_positions:
         a += ["--position-embedding-type", "rope", "--rotary-base", f"{ROPE_THETA:g}"]
-    if not sh.get("bias", False):
+    if not sh.bias:
         a.append("--disable-bias-linear")
-    if not sh.get("tied_embeddings", False):
+    if not sh.tied_embeddings:
         a.append("--untie-embeddings-and-output-weights")
     a += [
-        "--vocab-size", str(sh["vocab"]),
-        "--seq-length", str(lay.seq_len),
-        "--max-position-embeddings", str(lay.seq_len),
-        "--micro-batch-size", str(lay.micro_batch),
-        "--global-batch-size", str(lay.global_batch_sequences),
-        "--train-iters", str(lay.steps),
+        "--vocab-size", str(sh.vocab),
+        "--seq-length", str(run.seq_len),
+        "--max-position-embeddings", str(run.seq_len),
+        "--micro-batch-size", str(run.cluster.micro_batch),
+        "--global-batch-size", str(run.cluster.global_batch_sequences),
+        "--train-iters", str(run.steps),
         "--lr", repr(lr),
         "--min-lr", repr(min_lr),
-        "--lr-warmup-iters", str(lay.warmup_steps),
-        "--lr-decay-iters", str(lay.steps),
+        "--lr-warmup-iters", str(run.warmup_steps),
+        "--lr-decay-iters", str(run.steps),
         "--lr-decay-style", sched,
         "--adam-beta1", repr(ADAM_BETA1),
         "--adam-beta2", repr(ADAM_BETA2),
@@ -280,29 +268,30 @@ def megatron_args(plan) -> list[str]:
     elif plan.precision == "fp4":
         a += ["--fp4-format", "e2m1"]
     a += [
-        "--tensor-model-parallel-size", str(lay.tp),
-        "--pipeline-model-parallel-size", str(lay.pp),
+        "--tensor-model-parallel-size", str(run.cluster.tp),
+        "--pipeline-model-parallel-size", str(run.cluster.pp),
         "--use-distributed-optimizer",
     ]
-    if lay.tp > 1:
+    if run.cluster.tp > 1:
         a.append("--sequence-parallel")
-    if int(sh.get("experts", 1)) > 1:
-        a += ["--num-experts", str(sh["experts"]), "--moe-router-topk", str(sh["top_k"]),
-              "--moe-ffn-hidden-size", str(sh.get("moe_ffn_hidden") or sh["ffn_hidden"]),
-              "--expert-model-parallel-size", str(lay.ep)]
+    if sh.experts > 1:
+        a += ["--num-experts", str(sh.experts), "--moe-router-topk", str(sh.top_k),
+              "--moe-ffn-hidden-size", str(sh.moe_ffn_hidden or sh.ffn_hidden),
+              "--expert-model-parallel-size", str(run.cluster.ep)]
     return a
 
 
 def _megatron_text(plan) -> str:
-    lay = layout(plan)
+    run = launch(plan)
+    c = run.cluster
     args = megatron_args(plan)
     head = [
         "# Megatron-LM arguments written by planner (names: megatron/training/arguments.py)",
         f"# {_summary(plan)}",
-        f"# launch: torchrun --nnodes {lay.nodes} --nproc-per-node {lay.nproc_per_node} pretrain_gpt.py "
+        f"# launch: torchrun --nnodes {c.nodes} --nproc-per-node {c.nproc_per_node} pretrain_gpt.py "
         "<these args> <data and tokenizer args>",
-        f"# world {lay.world_size} = TP {lay.tp} x PP {lay.pp} x DP {lay.dp}; Megatron accumulates "
-        f"{lay.grad_accum} micro-batch(es) per step",
+        f"# world {c.devices} = TP {c.tp} x PP {c.pp} x DP {c.dp}; Megatron accumulates "
+        f"{c.grad_accum_steps} micro-batch(es) per step",
     ]
     # one flag per line with its value, continued with backslashes
     lines, i = [], 0
@@ -319,26 +308,26 @@ def _megatron_text(plan) -> str:
 def nanogpt_config(plan) -> dict[str, Any]:
     """nanoGPT train.py globals (assignments a config/train_*.py file sets)."""
     lr, min_lr, _w, _sched = _optimizer(plan)
-    lay = layout(plan, data_parallel_only=True)
+    run = launch(plan, data_parallel_only=True)
     sh = plan.shape
     return {
         "out_dir": "out-planner",
         "init_from": "scratch",
         "dataset": "openwebtext",
-        "n_layer": int(sh["layers"]),
-        "n_head": int(sh["heads"]),
-        "n_embd": int(sh["d_model"]),
-        "block_size": lay.seq_len,
-        "bias": bool(sh.get("bias", False)),
+        "n_layer": int(sh.layers),
+        "n_head": int(sh.heads),
+        "n_embd": int(sh.d_model),
+        "block_size": run.seq_len,
+        "bias": bool(sh.bias),
         "dropout": 0.0,
-        "batch_size": lay.micro_batch,
+        "batch_size": run.cluster.micro_batch,
         # train.py divides this by the DDP world size: tokens per iteration = this x batch_size x block_size
-        "gradient_accumulation_steps": lay.grad_accum * lay.world_size,
-        "max_iters": lay.steps,
-        "lr_decay_iters": lay.steps,
+        "gradient_accumulation_steps": run.cluster.grad_accum_steps * run.cluster.devices,
+        "max_iters": run.steps,
+        "lr_decay_iters": run.steps,
         "learning_rate": lr,
         "min_lr": min_lr,
-        "warmup_iters": lay.warmup_steps,
+        "warmup_iters": run.warmup_steps,
         "decay_lr": True,
         "weight_decay": WEIGHT_DECAY,
         "beta1": ADAM_BETA1,
@@ -351,23 +340,23 @@ def nanogpt_config(plan) -> dict[str, Any]:
 
 def _nanogpt_text(plan) -> str:
     cfg = nanogpt_config(plan)
-    lay = layout(plan, data_parallel_only=True)
+    run = launch(plan, data_parallel_only=True)
     sh = plan.shape
     lines = [
         "# nanoGPT config written by planner: python train.py config/train_planner.py",
         f"# {_summary(plan)}",
-        f"# launch: torchrun --nnodes {lay.nodes} --nproc_per_node {lay.nproc_per_node} train.py "
+        f"# launch: torchrun --nnodes {run.cluster.nodes} --nproc_per_node {run.cluster.nproc_per_node} train.py "
         "config/train_planner.py",
         f"# tokens per iteration = gradient_accumulation_steps x batch_size x block_size = "
-        f"{lay.global_batch_tokens:,}",
+        f"{run.global_batch_tokens:,}",
         f"# nanoGPT's GPT is GPT-2 style (multi-head attention, GELU MLP 4 x n_embd, learned positions, vocab "
-        f"from the dataset's meta.pkl or 50304); the plan's model has {sh['kv_heads']} KV heads, FFN "
-        f"{sh['ffn_hidden']} ({sh.get('ffn_type', 'swiglu')}), vocab {sh['vocab']}",
+        f"from the dataset's meta.pkl or 50304); the plan's model has {sh.kv_heads} KV heads, FFN "
+        f"{sh.ffn_hidden} ({sh.ffn_type}), vocab {sh.vocab}",
         "# DDP keeps a full copy of the model and optimizer on every device (no sharding)",
     ]
     if plan.precision != "bf16":
         lines.append(f"# {plan.precision}: nanoGPT trains in bfloat16/float16 only; this config uses bfloat16")
-    for note in lay.notes:
+    for note in run.notes:
         lines.append(f"# note: {note}")
     lines.append("")
     for k, v in cfg.items():
@@ -379,17 +368,17 @@ def hf_config(plan) -> dict[str, Any]:
     """``training_arguments`` (transformers.TrainingArguments keywords), ``model_config`` (LlamaConfig, or
     MixtralConfig for MoE) and ``launch`` (world size, nodes, global batch, tokens)."""
     lr, min_lr, _w, _sched = _optimizer(plan)
-    lay = layout(plan, data_parallel_only=True)
+    run = launch(plan, data_parallel_only=True)
     sh = plan.shape
     args: dict[str, Any] = {
         "output_dir": "out-planner",
-        "per_device_train_batch_size": lay.micro_batch,
-        "gradient_accumulation_steps": lay.grad_accum,
-        "max_steps": lay.steps,
+        "per_device_train_batch_size": run.cluster.micro_batch,
+        "gradient_accumulation_steps": run.cluster.grad_accum_steps,
+        "max_steps": run.steps,
         "learning_rate": lr,
         "lr_scheduler_type": "cosine_with_min_lr",
         "lr_scheduler_kwargs": {"min_lr": min_lr},
-        "warmup_steps": lay.warmup_steps,
+        "warmup_steps": run.warmup_steps,
         "weight_decay": WEIGHT_DECAY,
         "adam_beta1": ADAM_BETA1,
         "adam_beta2": ADAM_BETA2,
@@ -398,42 +387,43 @@ def hf_config(plan) -> dict[str, Any]:
         "bf16": True,
         "gradient_checkpointing": True,
         "logging_steps": 10,
-        "save_steps": max(1, lay.steps // 20),
+        "save_steps": max(1, run.steps // 20),
     }
-    if lay.world_size > 1:
+    if run.cluster.devices > 1:
         args["fsdp"] = "full_shard auto_wrap"
-    moe = int(sh.get("experts", 1)) > 1
+    moe = sh.experts > 1
     model: dict[str, Any] = {
         "model_type": "mixtral" if moe else "llama",
         "architectures": ["MixtralForCausalLM" if moe else "LlamaForCausalLM"],
-        "hidden_size": int(sh["d_model"]),
-        "intermediate_size": int(sh.get("moe_ffn_hidden") or sh["ffn_hidden"]) if moe else int(sh["ffn_hidden"]),
-        "num_hidden_layers": int(sh["layers"]),
-        "num_attention_heads": int(sh["heads"]),
-        "num_key_value_heads": int(sh["kv_heads"]),
-        "head_dim": int(sh["head_dim"]),
-        "vocab_size": int(sh["vocab"]),
-        "max_position_embeddings": lay.seq_len,
+        "hidden_size": int(sh.d_model),
+        "intermediate_size": int(sh.moe_ffn_hidden or sh.ffn_hidden) if moe else int(sh.ffn_hidden),
+        "num_hidden_layers": int(sh.layers),
+        "num_attention_heads": int(sh.heads),
+        "num_key_value_heads": int(sh.kv_heads),
+        "head_dim": int(sh.head_dim),
+        "vocab_size": int(sh.vocab),
+        "max_position_embeddings": run.seq_len,
         "hidden_act": "silu",
         "rms_norm_eps": RMS_NORM_EPS,
         "rope_theta": ROPE_THETA,
-        "tie_word_embeddings": bool(sh.get("tied_embeddings", False)),
-        "attention_bias": bool(sh.get("bias", False)),
+        "tie_word_embeddings": bool(sh.tied_embeddings),
+        "attention_bias": bool(sh.bias),
         "torch_dtype": "bfloat16",
     }
     if moe:
-        model["num_local_experts"] = int(sh["experts"])
-        model["num_experts_per_tok"] = int(sh["top_k"])
-    notes = list(lay.notes)
+        model["num_local_experts"] = int(sh.experts)
+        model["num_experts_per_tok"] = int(sh.top_k)
+    notes = list(run.notes)
     if plan.precision != "bf16":
         notes.append(f"{plan.precision}: set it in accelerate (mixed_precision) / Transformer Engine; "
                      "TrainingArguments here say bf16")
     return {
         "training_arguments": args,
         "model_config": model,
-        "launch": {"world_size": lay.world_size, "nnodes": lay.nodes, "nproc_per_node": lay.nproc_per_node,
-                   "global_batch_sequences": lay.global_batch_sequences,
-                   "global_batch_tokens": lay.global_batch_tokens, "tokens": lay.tokens, "seq_len": lay.seq_len},
+        "launch": {"world_size": run.cluster.devices, "nnodes": run.cluster.nodes,
+                   "nproc_per_node": run.cluster.nproc_per_node,
+                   "global_batch_sequences": run.cluster.global_batch_sequences,
+                   "global_batch_tokens": run.global_batch_tokens, "tokens": run.tokens, "seq_len": run.seq_len},
         "planner": {"summary": _summary(plan), "notes": notes},
     }
 

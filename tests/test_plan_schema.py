@@ -60,3 +60,30 @@ def test_optimize_json_keeps_its_keys(name):
     got = _paths(json.loads(r.stdout))
     want = set(pinned["keys"])
     assert got == want, f"missing: {sorted(want - got)}; new: {sorted(got - want)}"
+
+
+def test_plan_shape_and_parallelism_are_typed():
+    from cost_models.architecture import ModelShape
+    from cost_models.cluster import Layout
+    from planner.plan import ParallelismPlan
+
+    plan = _plan("pipeline")
+    assert isinstance(plan.shape, ModelShape) and isinstance(plan.parallelism, ParallelismPlan)
+    par = plan.parallelism
+    assert isinstance(par.layout, Layout) and (par.tp, par.pp) == (par.layout.tp, par.layout.pp) == (1, 8)
+    assert par.devices == par.tp * par.pp * par.dp == plan.gpus
+    # hand: 1F1B bubble (pp - 1) / micro-batches per step, as the JSON printed it
+    assert par.pipeline_bubble == pytest.approx(7 / par.grad_accum_steps)
+    assert par.sequence_parallel is False
+
+
+def test_cluster_must_be_whole():
+    from planner.plan import ClusterPlan
+
+    flat = {"tp": 2, "pp": 2, "dp": 3, "ep": 1, "devices": 13, "nodes": 2, "devices_per_node": 8,
+            "micro_batch": 1, "grad_accum_steps": 4, "global_batch_sequences": 12, "global_batch_tokens": 49152,
+            "recompute": "selective", "zero_stage": 1, "layout": "tp2 pp2 mb1 selective recompute, ZeRO-1"}
+    with pytest.raises(ValueError, match="tp·pp·dp"):
+        ClusterPlan.model_validate(flat)
+    ok = ClusterPlan.model_validate({**flat, "devices": 12})
+    assert ok.model_dump() == {**flat, "devices": 12, "sequence_parallel": True, "pipeline_bubble": 0.25}
