@@ -58,10 +58,6 @@ TopK = Annotated[int, typer.Option("--top-k", help="Experts active per token.")]
 
 OPTION_OF.update({"csv": "--csv", "json_out": "--json-out", "xlsx": "--xlsx", "plot": "--plot", "emit": "--emit",
                   "emit_out": "--emit-out", "pareto": "--pareto", "export": "--csv/--json-out/--xlsx"})
-CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan).")]
-JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file.")]
-XlsxPath = Annotated[str | None, typer.Option("--xlsx", help="Write an editable xlsx capacity plan (live formulas).")]
-PlotPath = Annotated[str | None, typer.Option("--plot", help="Write a PNG plot (needs planner\\[plot]).")]
 _REPLACED = "; an existing file is replaced"
 CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan)" + _REPLACED + ".")]
 JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file" + _REPLACED
