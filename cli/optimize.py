@@ -84,6 +84,8 @@ def optimize(
     unique_tokens: UniqueTokensOpt = None,
     max_epochs: MaxEpochsOpt = 64.0,
     lr_law: LrLawOpt = None,
+    robust: Annotated[str | None, typer.Option(help="Robust plan over the law's samples: mean or worst.")] = None,
+    confidence: Annotated[float, typer.Option(help="Central share of samples (--robust worst, intervals).")] = 0.9,
     csv_path: CsvPath = None,
     json_out: JsonOut = None,
     xlsx_path: XlsxPath = None,
@@ -108,7 +110,7 @@ def optimize(
         tensor_parallel=tensor_parallel, min_step_seconds=min_step_seconds, moe=moe, experts=experts,
         max_experts=max_experts, unique_tokens=unique_tokens, max_epochs=max_epochs, lr_law=lr_law,
         inference_input_tokens=inference_input_tokens, context=context, tpot_ms=tpot_ms, ttft_ms=ttft_ms,
-        serve_gpu=serve_gpu, serve_precision=serve_precision,
+        serve_gpu=serve_gpu, serve_precision=serve_precision, robust=robust, confidence=confidence,
     )
     _check_emit(emit, emit_out, as_json)
     _check_outputs(csv=csv_path, json_out=json_out, xlsx=xlsx_path, plot=plot_path, emit_out=emit_out)
@@ -196,6 +198,21 @@ def _render_plan(plan) -> None:
             f"{r.objective_change_per_10pct:+.3g}",
         )
     con.print(c)
+    if plan.robust:  # robust plan next to the point-estimate plan (planner.robust_plan)
+        r = plan.robust
+        rt = Table(title=f"{r.mode}-robust vs point-estimate plan: loss over {r.n_samples} samples")
+        for col in ("plan", "params", "tokens", "median loss", f"{r.confidence:.0%} interval", "mean", "worst"):
+            rt.add_column(col, justify="right")
+        for name, d in (("robust", r.robust), ("point estimate", r.point)):
+            rt.add_row(name, f"{d.params:.4g}", f"{d.tokens:.4g}", f"{d.median:.4f}",
+                       f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}]", f"{d.mean:.4f}", f"{d.worst_central:.4f}")
+        con.print(rt)
+        con.print(f"cost of robustness: {r.cost_of_robustness:+.5f} median loss; central worst case "
+                  f"{-r.worst_gain:+.5f}")
+        po = r.program_optimum
+        con.print(f"[dim]robust program optimum (continuous): {po['params']:.4g} params, {po['tokens']:.4g} tokens, "
+                  f"robust loss {po['objective_value']:.5f} vs {po['point_objective_value']:.5f} at the point "
+                  "plan's optimum[/dim]")
     for n in plan.notes:
         con.print(f"[dim]note: {n}[/dim]")
     con.print(f"[dim]law: {plan.law_citation}[/dim]")

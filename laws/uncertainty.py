@@ -10,8 +10,10 @@ Only one catalog law publishes such uncertainty (checked against the authors' no
 - ``chinchilla-epoch-2024``: Besiroglu, Erdil, Barnett, You 2024, "Chinchilla Scaling: A replication attempt",
   arXiv 2404.10102. Standard errors from 4,000 bootstrap refits, printed in the authors' notebook
   (epoch-research/analyzing-chinchilla, ``data_analysis.ipynb``, 2024-05-14; the cell "Parameter estimates and
-  their standard errors" in transformed coordinates): log A 0.258, log B 0.421, log E 0.014, alpha 0.01540,
-  beta 0.02060 (the last two also in the untransformed table; its E SE 0.02566 = 1.81686 x 0.01412). The authors
+  their standard errors" in transformed coordinates, printed as "A: 6.178 (0.258)", "B: 7.643 (0.421)",
+  "E: 0.597 (0.014)", i.e. log A, log B, log E): log A 0.258, log B 0.421, log E 0.014, alpha 0.01540,
+  beta 0.02060 (the last two from the untransformed table, "alpha: 0.34781 (0.01540)", "beta: 0.36585 (0.02060)";
+  its E SE 0.02566 = 1.81686 x 0.01412). Re-read in the notebook on 2026-12-02. The authors
   draw from a multivariate normal in these coordinates themselves (same notebook, the compute-threshold cell).
   Their covariance matrix is not printed, so the draws here are **independent**: the correlations between
   log A and alpha (and log B and beta), which partly cancel at the fitted data, are lost, so intervals far from
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SAMPLES = 500  # robust programs grow by one posynomial per sample (about 3 s per solve at 500)
+DEFAULT_SAMPLES = 500  # uncompressed, a robust program grows by one posynomial per sample (planner.robust_terms)
 DEFAULT_SEED = 20240415  # fixed: the published law's samples are the same on every machine and call
 
 

@@ -10,6 +10,7 @@ re-solved at that cluster and verified against every limit; the best verified pl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -70,10 +71,17 @@ class _Variant:
     params_scale: float = 1.0
     tokens_scale: float = 1.0
     exact: Law | None = None  # the full law the plan's loss is evaluated with (Muennighoff)
+    robust: Any = None  # planner.robust_terms.RobustTerms (robust plans): the loss over the law's samples
 
     def program_loss(self, params: float, effective_tokens: float) -> float:
-        """The loss the program sees at (N, D_eff)."""
-        return float(self.law.predict(params=params * self.params_scale, tokens=effective_tokens * self.tokens_scale))
+        """The loss the program sees at (N, D_eff) (robust plans: the exact robust loss over all samples)."""
+        return float(self.program_losses(params, effective_tokens))
+
+    def program_losses(self, params, effective_tokens):
+        """``program_loss`` over arrays (numpy broadcasting)."""
+        if self.robust is not None:
+            return self.robust.value(params * self.params_scale, effective_tokens * self.tokens_scale)
+        return self.law.predict(params=params * self.params_scale, tokens=effective_tokens * self.tokens_scale)
 
     def loss(self, params: float, effective_tokens: float) -> float:
         """The plan's loss at (N, D_eff): the full law when there is one, else the program's law."""
@@ -93,6 +101,10 @@ def optimize(request: PlanRequest | None = None, /, **fields: Any) -> Plan:
     elif fields:
         raise TypeError("pass either a PlanRequest or keyword fields, not both")
     try:
+        if request.robust is not None:
+            from planner.robust_plan import optimize_robust
+
+            return optimize_robust(request, _optimize)
         return _optimize(request)
     except InfeasiblePlanError as e:
         if not e.relaxations:
@@ -125,9 +137,11 @@ def _checked_relaxations(request: PlanRequest, e: InfeasiblePlanError) -> Infeas
                                "re-solve): " + "; ".join(parts), ok)
 
 
-def _optimize(request: PlanRequest) -> Plan:
-
+def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
+    """The best plan; ``robust`` (planner.robust_terms.RobustTerms) replaces the law's loss in every variant."""
     variants = _variants(request, _law(request))
+    if robust is not None:
+        variants = [dataclasses.replace(v, robust=robust) for v in variants]
     candidates = _candidates(request)
     plans: list[Plan] = []
     failures: list[InfeasiblePlanError] = []
@@ -341,7 +355,8 @@ def _layout_rank(s: Solved, objective: str) -> tuple:
     the layout needs for its plan, so ties go to the most efficient layout, the same one on every call."""
     est = s.estimate(objective)
     needed = s.sol.sides.get("throughput", (math.inf, 0.0))[0] * s.sol.devices
-    return (round(math.log(est) * 1e7) if est > 0 else est, needed, s.layout.label())
+    key = round(math.log(est) * 1e7) if 0 < est < math.inf else (est if est <= 0 else math.inf)
+    return (key, needed, s.layout.label())
 
 
 class _Ranked(list):

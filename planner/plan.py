@@ -186,6 +186,53 @@ class ParallelismPlan(ClusterPlan):
                 "layout": self.layout.label()}
 
 
+class LossDistribution(BaseModel):
+    """The loss of one (params, tokens) across the law's coefficient samples: median and central interval.
+
+    Units: nats/token; ``tokens`` are the tokens the law sees (a plan's effective tokens).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    params: float
+    tokens: float
+    loss_point: float = Field(description="loss under the law's point coefficients")
+    median: float
+    interval: tuple[float, float] = Field(description="central `confidence` interval over the samples")
+    mean: float
+    worst_central: float = Field(description="largest loss over the central `confidence` share of samples")
+
+
+class RobustReport(BaseModel):
+    """A robust plan (``robust`` mean or worst) next to the point-estimate plan of the same request.
+
+    ``robust`` and ``point`` are the loss distributions of the two launchable plans over the same samples;
+    ``cost_of_robustness`` is the robust plan's median loss minus the point plan's (what robustness costs in
+    the typical case), ``worst_gain`` the point plan's central worst loss minus the robust plan's.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: str = Field(description="mean: sample-mean loss; worst: largest loss over the central share")
+    confidence: float
+    n_samples: int
+    samples_source: str
+    objective_value: float = Field(description="the robust loss of the robust plan (nats/token)")
+    robust: LossDistribution
+    point: LossDistribution
+    point_plan: dict[str, float] = Field(description="the point-estimate plan: params, tokens, gpus, hours, "
+                                         "cost_usd, loss")
+    cost_of_robustness: float
+    worst_gain: float
+    program_terms: int = Field(description="monomials (mean) or epigraph constraints (worst) in the program")
+    compression_error: float = Field(description="largest relative error of the program's robust loss vs all "
+                                     "samples on N in [1e5, 1e15], D in [1e6, 1e17] (worst: before cuts)")
+    cutting_planes: int = Field(default=0, description="samples added after checking all central samples")
+    program_optimum: dict[str, float] = Field(default_factory=dict, description="the robust program's continuous "
+                                              "optimum: params, tokens (effective), objective_value (robust loss); "
+                                              "point_objective_value: the robust loss at the point plan's optimum")
+
+
 class Plan(BaseModel):
     """A training plan. Units: params and tokens are counts, flops FLOP, hours wall-clock, usd dollars."""
 
@@ -259,6 +306,8 @@ class Plan(BaseModel):
     rounded: RoundedPlan
     continuous: dict[str, float] = Field(default_factory=dict, description="the geometric program's continuous "
                                          "optimum (fractional devices) that the launchable plan was made from")
+    robust: RobustReport | None = Field(default=None, description="robust plans (request.robust): the loss "
+                                        "distribution of this plan and of the point-estimate plan")
 
     def summary(self) -> dict[str, object]:
         """The JSON object ``planner optimize --json`` prints."""

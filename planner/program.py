@@ -11,9 +11,10 @@ Objective: the law's loss L(N, D_eff), or dollars, or hours. Constraints (named;
   dp_min        G · micro_batch · seq_len / (tp · pp) <= B   (a micro-batch per data-parallel rank)
   law_batch     B >= 0.75 · B_law, B_law = k · D^beta · N^gamma (the batch law's optimum: Step Law in D,
                 DeepSeek in C = 6ND; well below it the law predicts a worse loss, see LAW_BATCH_FLOOR)
-  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law: at the batch law's optimum every token
+  critical_batch, large_batch   D_eff <= D and D_eff · B <= D · B_law(D_eff): at the batch law's optimum every token
                 counts; above it processed tokens grow in proportion to the batch, McCandlish et al. 2018's
-                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law
+                large-batch regime D = D_min·(1 + B/B_noise) ≈ D_min·B/B_noise with B_noise = B_law at the
+                progress reached (D_eff); ``planner.critical_batch`` is the same rule in numbers
                 (without batch coupling the batch is fixed at B_law: law_batch_max B <= B_law)
   flops         6ND <= budget;  dollars  G·T·price (+ serving) <= dollars;  gpu_hours  G·T <= limit
   deadline      T <= hours;  sizing  T <= sizing hours (no deadline: a cluster size, not a user limit)
@@ -99,6 +100,15 @@ class Structure:
     moe: bool = False
     batch_exponents: tuple[float, float] = (0.0, 0.0)   # (beta on D, gamma on N) of the law_batch constraint
     coupled: bool = True   # False: batch fixed at the batch law's optimum, no critical-batch token overhead
+    robust: Any = None     # planner.robust_terms.RobustTerms: the loss over the law's samples (robust plans)
+
+
+def loss_expression(law: Law, st: Structure, N: Any, Deff: Any) -> tuple[Any, list]:
+    """(loss, extra constraints) the program sees at (N, D_eff): the law's point loss, or the robust loss over
+    its samples (``st.robust``: a posynomial for mean, an epigraph variable and constraints for worst)."""
+    if st.robust is not None:
+        return st.robust.expr(N, Deff)
+    return law.expr(params=N, tokens=Deff), []
 
 
 @dataclass
@@ -167,23 +177,27 @@ class TrainingProgram:
         numbers = LayoutNumbers(**{f.name: (p[f"layout_{f.name}"] if f.name in st.layout_terms else None)
                                    for f in fields(LayoutNumbers)})
         flops = training_flops(N, D)
+        robust_cons: list = []
         if "data_params" in active:
             loss = law.expr(params=N * p["params_scale"], tokens=Deff * p["tokens_scale"])
         else:
-            loss = law.expr(params=N, tokens=Deff)
+            loss, robust_cons = loss_expression(law, st, N, Deff)
         dollars = cost_usd(G * T, p["price"])
         serving = {part: sum(p[f"{part}_{i}"] * N**e for i, e in enumerate(exps)) for part, exps in st.inference}
         if "serve_usd" in serving:
             dollars = dollars + serving["serve_usd"]
         beta, gamma = st.batch_exponents
         law_b = p["law_batch_coef"] * (D**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
+        # the critical batch at the training progress reached, i.e. at the effective tokens (DESIGN: D >= D_eff ·
+        # max(1, B / B_law(D_eff))); planner.critical_batch is the same rule in numbers
+        law_b_eff = p["law_batch_coef"] * (Deff**beta if beta else 1.0) * (N**gamma if gamma else 1.0)
         build = {
             "throughput": lambda: training_seconds(terms, numbers, D, B, G) <= 3600.0 * p["goodput"] * T,
             "memory": lambda: memory_bytes(terms, numbers, G) <= lim("memory"),
             "replica": lambda: numbers.mp <= G,
             "dp_min": lambda: G * numbers.mb_seq / numbers.mp <= B,
             "critical_batch": lambda: Deff <= D,
-            "large_batch": lambda: Deff * B <= D * law_b,
+            "large_batch": lambda: Deff * B <= D * law_b_eff,
             "law_batch": lambda: LAW_BATCH_FLOOR * law_b <= B,
             "law_batch_max": lambda: B <= law_b,
             "flops": lambda: flops <= lim("flops"),
@@ -206,7 +220,7 @@ class TrainingProgram:
         for part in serving:
             if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
                 self.constraints[part] = serving[part] <= p[f"{part}_limit"]
-        cons = list(self.constraints.values())
+        cons = list(self.constraints.values()) + robust_cons
         if s is not None:
             cons.append(s >= 1)
             objective = cp.Minimize(s)

@@ -69,6 +69,8 @@ ALLOWED: dict[str, str] = {
     "max_experts": "a whole number of experts in [2, 1024]",
     "unique_tokens": "unique tokens available in [1e6, 1e17]",
     "max_epochs": "epochs in [1, 1000]",
+    "robust": "mean or worst",
+    "confidence": "a share in (0, 1]",
 }
 
 
@@ -207,6 +209,12 @@ class PlanRequest(Request):
     unique_tokens: float | None = _f(ge=1e6, le=1e17, doc="unique training tokens available (data-constrained)")
     max_epochs: float = Field(default=64.0, ge=1, le=1000, allow_inf_nan=False,
                               description="most epochs over the unique tokens considered")
+    # robust plans (planner.robust_plan): the loss over the law's coefficient samples instead of its point value
+    robust: Literal["mean", "worst"] | None = Field(
+        default=None, description="minimize the sample-mean loss (mean) or the largest loss over the central "
+        "`confidence` share of the law's samples (worst); needs a law with bootstrap or published uncertainty")
+    confidence: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False,
+                              description="central share of samples for robust worst and the reported intervals")
 
     @model_validator(mode="after")
     def _bounded(self) -> PlanRequest:

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import InputError
+from planner.plan import LossDistribution
 
 MODES = ("mean", "worst")
 Mode = Literal["mean", "worst"]
@@ -151,20 +152,6 @@ def robust_loss_expr(law: Any, N, D, mode: Mode = "mean", confidence: float = DE
 # ------------------------------------------------------------------------------------ the planner
 
 
-class LossDistribution(BaseModel):
-    """The loss of one (params, tokens) across the law's samples: median and central interval (nats/token)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    params: float
-    tokens: float
-    loss_point: float = Field(description="loss under the law's point coefficients")
-    median: float
-    interval: tuple[float, float] = Field(description="central `confidence` interval over the samples")
-    mean: float
-    worst_central: float = Field(description="largest loss over the central `confidence` share of samples")
-
-
 class RobustAllocation(BaseModel):
     """A robust compute-budget allocation (6·N·D ≤ budget) next to the point-estimate one."""
 
@@ -216,6 +203,25 @@ def loss_distribution(law: Any, params: float, tokens: float, confidence: float 
                             mean=float(losses.mean()), worst_central=float(losses[keep].max()))
 
 
+def _solve_compressed(smp, law, mode, confidence, reference, N, D, budget: float) -> tuple[float, float]:
+    """Gauss-quadrature mean, or the envelope samples with cutting planes until no central sample is above t."""
+    from planner.robust_terms import check_law, mean_terms, violated, worst_terms
+
+    s = check_law(law)
+    if mode == "mean":
+        terms = mean_terms(s)
+    else:
+        terms = worst_terms(s, central_samples(law, confidence, reference, smp), confidence)
+    for _ in range(10):
+        obj, cons = terms.expr(N, D)
+        n1, d1 = _solve(obj, cons, N, D, budget)
+        bad = violated(terms, n1, d1)
+        if not bad:
+            break
+        terms = terms.with_rows(bad)
+    return n1, d1
+
+
 def robust_allocation(law: Any = None, budget_flops: float = 1e22, mode: Mode = "mean",
                       confidence: float = DEFAULT_CONFIDENCE) -> RobustAllocation:
     """Robust (params, tokens) for a compute budget: minimize the robust loss s.t. 6·N·D ≤ budget_flops.
@@ -237,8 +243,11 @@ def robust_allocation(law: Any = None, budget_flops: float = 1e22, mode: Mode = 
     budget = float(budget_flops)
     N, D = cp.Variable(pos=True, name="params"), cp.Variable(pos=True, name="tokens")
     n0, d0 = _solve(law.expr(params=N, tokens=D), [], N, D, budget)
-    obj, cons = robust_loss_expr(law, N, D, mode, confidence, reference=(n0, d0))
-    n1, d1 = _solve(obj, cons, N, D, budget)
+    if law.form == "chinchilla":  # the compressed robust loss of planner.robust_terms (same optimum, faster)
+        n1, d1 = _solve_compressed(smp, law, mode, confidence, (n0, d0), N, D, budget)
+    else:
+        obj, cons = robust_loss_expr(law, N, D, mode, confidence, reference=(n0, d0))
+        n1, d1 = _solve(obj, cons, N, D, budget)
     ref = (n0, d0)
     robust = loss_distribution(law, n1, d1, confidence, ref, smp)
     point = loss_distribution(law, n0, d0, confidence, ref, smp)

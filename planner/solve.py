@@ -4,6 +4,7 @@ the layout search around it and the diagnosis of infeasible requests.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -152,7 +153,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     inference = serving[0] if serving else ()
     st = Structure(active=active, objective=request.objective, inference=inference, elastic=elastic,
                    bcrit_exponent=1.0 / KAPLAN_ALPHA_B, layout_terms=present, moe=shape.is_moe,
-                   batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False)
+                   batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False,
+                   robust=getattr(var, "robust", None))
     values: dict[str, float] = {
         "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
         "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
@@ -228,11 +230,13 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
     sol = None
     for _ in range(iterations):
         shape = shape_for(var, n, request.seq_len)
-        if shape.heads % layout.tp:  # tensor parallel must split the rounded shape's heads
+        # tensor parallel must split the rounded shape's heads; for wall-clock the program keeps its degree (a
+        # relaxation: the whole-cluster stage scans sizes across a factor 3 for shapes whose heads it divides)
+        if shape.heads % layout.tp and request.objective != "time":
             layout = layout.model_copy(update={"tp": max(t for t in (1, 2, 4, 8, 16, 32, 64)
                                                          if t <= layout.tp and shape.heads % t == 0)})
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
-        sol = get_program(law, st).solve(values)
+        sol = certified(get_program(law, st).solve(values))
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
             break
         n = sol.params
@@ -242,6 +246,14 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         serving = program_serving_at(request, var, cand, sol.params)
     return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
                   if sol.status == "optimal" else shape, serving)
+
+
+def certified(sol: Solution) -> Solution:
+    """``sol``, or a solver_error when an "optimal" answer carries a non-finite objective or variable."""
+    numbers = (sol.value, sol.params, sol.tokens, sol.devices, sol.hours, sol.effective_tokens, sol.batch_tokens)
+    if sol.status != "optimal" or all(math.isfinite(x) and x > 0 for x in numbers):
+        return sol
+    return dataclasses.replace(sol, status="solver_error", errors=[*sol.errors, "optimal with a non-finite value"])
 
 
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
@@ -255,24 +267,36 @@ def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
 
 def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, batch: float, devices: float,
                    keep: int = 3) -> list[Layout]:
-    """The layouts of the search ranked by step time at (batch, devices) among those whose memory fits there
-    (continuous devices: divisibility is settled when the cluster is made whole)."""
+    """The layouts of the search whose memory fits, best first: by step time per token of batch at (batch,
+    devices) -- device efficiency -- and, when wall-clock matters (objective time or a deadline), also by the
+    step time per token on as many devices as the batch can feed with the layout (dp_min: G <= B·tp·pp /
+    (micro_batch·seq)) -- speed. The primary ranking gives ``keep`` layouts, the other two more.
+    (Continuous devices: divisibility is settled when the cluster is made whole.)"""
     t = terms_of_shape(shape)
     devices = max(devices, 1.0)
-    ranked = []
+    timed = request.objective == "time" or request.deadline_days is not None
+    efficiency, speed = [], []
     for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
                                  tp=request.tensor_parallel):
-        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or shape.heads % lay.tp:
+        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
             continue
         if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
             continue
         n = numbers_for(request, cand, lay, shape)
-        b = max(batch, devices * n.mb_seq / n.mp)
-        step = float(_step_seconds(t, n, b, devices))
-        mem = float(_memory_bytes(t, n, devices))
-        ranked.append((mem > cand.hw.memory, step / b, lay))
-    ranked.sort(key=lambda x: (x[0], x[1]))
-    return [lay for _, _, lay in ranked[:keep]]
+        for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
+            if out is speed and not timed:
+                continue
+            g = min(g, float(request.max_gpus)) if request.max_gpus else g
+            b = max(batch, g * n.mb_seq / n.mp)
+            step = float(_step_seconds(t, n, b, g))
+            mem = float(_memory_bytes(t, n, g))
+            out.append((mem > cand.hw.memory, step / b, lay.label(), lay))
+    first, second = (speed, efficiency) if request.objective == "time" else (efficiency, speed)
+    first.sort(key=lambda x: x[:3])
+    second.sort(key=lambda x: x[:3])
+    chosen = [x[3] for x in first[:keep]]
+    chosen += [x[3] for x in second[:keep] if x[3] not in chosen][:2]
+    return chosen
 
 
 def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dict[str, float]]
@@ -283,7 +307,7 @@ def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dic
     parts = []
     for name in sorted(st.active - ALWAYS - DATA - {"sizing"}):
         est = Structure(**{**st.__dict__, "elastic": name})
-        sol = get_program(law, est).solve(values)
+        sol = certified(get_program(law, est).solve(values))
         if sol.status != "optimal":
             continue
         factor = max(sol.value, 1.0) * (1 + 1e-4)

@@ -15,16 +15,21 @@ import math
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout
 from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layout
 from cost_models.training import training_flops
+from planner.critical_batch import effective_tokens, tokens_processed
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest, hours_to_days
 from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
+SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
+WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
 
 
@@ -73,17 +78,20 @@ def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | N
     return sorted(set(cands))
 
 
-def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelShape, float]]:
-    """The rounded shape and its neighbours (params ±3%), each with its law count, within the params bounds."""
+def shape_candidates(solved: Solved, request: PlanRequest, params: float | None = None,
+                     factors: tuple[float, ...] | None = None) -> list[tuple[ModelShape, float]]:
+    """The rounded shape at ``params`` (default: the program's) and its neighbours at ``factors`` (default:
+    ±3%, wider with serving or for the time objective), each with its law count, within the params bounds."""
     var = solved.var
     out: dict[tuple, tuple[ModelShape, float]] = {}
-    # with serving demand the serving price jumps with the shape (head layout, KV cache): look wider
-    # (and for the time objective, where whole batches and the heads' tensor-parallel split decide the speed)
-    factors = (1.0, 1.03, 1 / 1.03)
-    if solved.serving is not None or request.objective == "time":  # rugged: head layouts, TP splits, batches
-        factors += (1.15, 1 / 1.15, 1.3, 1 / 1.3, 1 / 1.5)
+    if factors is None:
+        factors = (1.0, 1.03, 1 / 1.03)
+        # with serving demand the serving price jumps with the shape (head layout, KV cache): look wider
+        if solved.serving is not None:
+            factors += (1.15, 1 / 1.15, 1.3, 1 / 1.3, 1 / 1.5)
     for f in factors:
-        fit = fit_shape(solved.sol.params * f, count=var.count, experts=var.experts, seq_len=request.seq_len)
+        fit = fit_shape((params or solved.sol.params) * f, count=var.count, experts=var.experts,
+                        seq_len=request.seq_len)
         n = float(COUNTERS[var.count](fit.shape))
         if request.min_params is not None and n < request.min_params * (1 - REL_TOL):
             continue
@@ -96,16 +104,18 @@ def shape_candidates(solved: Solved, request: PlanRequest) -> list[tuple[ModelSh
 
 
 def _tokens_for_loss(var, n: float, target: float) -> float | None:
-    """Effective tokens at which the program's law reaches ``target`` at ``n`` params (None if it never does)."""
+    """Effective tokens at which the program's law reaches ``target`` at ``n`` params (None if it never does):
+    the loss falls with tokens, so the crossing is bracketed on a 65-point geometric grid, seven times nested
+    (16 decades / 64^7: the bracket is below 1e-11 relative)."""
     lo, hi = 1e3, 1e19
     if var.program_loss(n, hi) > target:
         return None
-    for _ in range(80):
-        mid = math.sqrt(lo * hi)
-        if var.program_loss(n, mid) > target:
-            lo = mid
-        else:
-            hi = mid
+    for _ in range(7):
+        grid = np.geomspace(lo, hi, 65)
+        i = int(np.argmax(np.asarray(var.program_losses(n, grid)) <= target))  # the first grid point that reaches it
+        if i == 0:
+            return float(grid[0])
+        lo, hi = float(grid[i - 1]), float(grid[i])
     return hi
 
 
@@ -248,7 +258,7 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: flo
         deff_need = memo.tokens_for_loss(n_law, request.target_loss)
         if deff_need is None:
             return None
-        tokens = deff_need * max(1.0, batch / (coef * deff_need**beta * n_law**gamma))
+        tokens = tokens_processed(deff_need, batch, coef, beta, gamma, n_law)
         tokens = max(tokens, lower)
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
@@ -261,13 +271,13 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: _Cluster, batch: flo
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-    deff = tokens / max(1.0, batch / (coef * tokens**beta * n_law**gamma))
+    deff = effective_tokens(tokens, batch, coef, beta, gamma, n_law)
     if request.objective != "loss" and deff < deff_need:  # whole steps lost a fraction of a step
         steps += 1
         tokens = steps * batch
         if upper and tokens > min(upper) * (1 + 1e-9):
             return None
-        deff = tokens / max(1.0, batch / (coef * tokens**beta * n_law**gamma))
+        deff = effective_tokens(tokens, batch, coef, beta, gamma, n_law)
     loss, ploss = (math.nan, math.nan) if request.objective == "loss" else memo.loss(n_law, deff)
     hours = tokens * per_token / 3600.0
     gh = devices * hours
@@ -281,16 +291,29 @@ def _objective(plan: WholePlan, objective: str) -> float:
     return {"loss": plan.loss, "cost": plan.total_cost_usd, "time": plan.hours}[objective]
 
 
-def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float]) -> set[Layout]:
-    """The program's layout, its tp and pp neighbours, and the fastest layout at each target size."""
+def _tp_for(shape: ModelShape, lay: Layout, top: int) -> Layout:
+    """``lay`` with the largest power-of-two tensor parallel up to ``top`` that divides the shape's heads."""
+    tp = max(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= max(top, 1) and shape.heads % t == 0)
+    return lay if tp == lay.tp else lay.model_copy(update={"tp": tp})
+
+
+def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
+                  fastest: dict[float, Layout] | None = None) -> set[Layout]:
+    """The program's layout, its tp and pp neighbours, and the fastest layout at each target size (searched once
+    per target when ``fastest`` is given: later shapes reuse it with tensor parallel fitted to their heads)."""
     cand, lay = solved.cand, solved.layout
     # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
+    tp_top = max(lay.tp, cand.acc.devices_per_node if request.objective == "time" else 1)
     tp_ok = request.tensor_parallel or max(t for t in (1, 2, 4, 8, 16, 32, 64)
-                                           if t <= max(lay.tp, 1) and shape.heads % t == 0)
+                                           if t <= tp_top and shape.heads % t == 0)
     if tp_ok != lay.tp:
         lay = lay.model_copy(update={"tp": tp_ok})
     out = {lay}
-    for tp in (lay.tp // 2, lay.tp * 2):
+    # its tensor-parallel neighbours (for wall-clock every smaller degree: a small model's TP traffic can cost
+    # more than the devices a larger degree feeds)
+    tps = (lay.tp // 8, lay.tp // 4, lay.tp // 2, lay.tp * 2) if request.objective == "time" else (
+        lay.tp // 2, lay.tp * 2)
+    for tp in tps:
         if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.heads % tp == 0:
             out.add(lay.model_copy(update={"tp": tp}))
     for pp in (lay.pp // 2, lay.pp * 2):
@@ -306,13 +329,22 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
             if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.heads % tp == 0:
                 out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
     for t in targets:
+        if fastest is not None and t in fastest:
+            if fastest[t] is not None:
+                top = request.tensor_parallel or fastest[t].tp
+                out.add(_tp_for(shape, fastest[t], top))
+            continue
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
+        if fastest is not None:
+            fastest[t] = None
         if near:
             g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
             b, _ = best_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
                                devices=g, mfu=request.mfu, tp=request.tensor_parallel)
             if b is not None:
                 out.add(b.layout)
+                if fastest is not None:
+                    fastest[t] = b.layout
     return out
 
 
@@ -337,6 +369,11 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
         targets += [sol.devices * f for f in (0.7, 0.5, 0.35, 0.25) if sol.devices * f >= 1]
     scan = _Scan(request, solved)
     scan.add(targets)
+    if request.objective == "time" and scan.best is not None:
+        # wall-clock is rugged in N (which tensor-parallel degrees divide the heads, whole batches per rank) and
+        # the program saw one layout: screen shapes across a factor 3 (and every shape of the family near the
+        # most promising) with a quick look, and search the best of them fully
+        scan.widen(targets, solved.sol.params)
     for _ in range(3):  # per-device speed drops with scale: retarget from the launchable plans found so far
         best = scan.choose(sizing_h)
         if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
@@ -364,12 +401,14 @@ class _Scan:
         self.memo, self.best_deff = _Memo(solved.var), {}
         self.seen: set[tuple] = set()
         self.shapes = shape_candidates(solved, request)
+        # the time objective scans many shapes: the fastest-layout search runs once per device target
+        self.fastest: dict[float, Layout] | None = {} if request.objective == "time" else None
 
     def add(self, targets: list[float]) -> None:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
         for shape, n_law in self.shapes:
-            for lay in _layouts_near(request, solved, shape, targets):
+            for lay in _layouts_near(request, solved, shape, targets, self.fastest):
                 for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
                     key = (shape.layers, shape.d_model, lay, g)
                     if key in self.seen:
@@ -379,8 +418,53 @@ class _Scan:
                     if c is not None:
                         self._batches(c, n_law, sol.batch_tokens)
 
-    def _batches(self, c: _Cluster, n_law: float, batch: float) -> None:
-        k_lo = max(1, math.floor(0.75 * batch / c.unit))
+    def widen(self, targets: list[float], params: float) -> None:
+        """Screen shapes across a factor 3 of ``params`` with a quick look (``_quick``), then every shape of the
+        family within ±8% of the three most promising, and search the WIDEN best within SCREEN of the best
+        plan fully."""
+        looks: dict[tuple, tuple[float, ModelShape, float]] = {}
+
+        def screen(at: float, factors: tuple[float, ...]) -> None:
+            for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
+                key = (shape.layers, shape.d_model)
+                if key in looks or any((s.layers, s.d_model) == key for s, _ in self.shapes):
+                    continue
+                quick = self._quick(shape, n_law, targets)
+                looks[key] = (quick.hours if quick is not None else math.inf, shape, n_law)
+
+        screen(params, tuple(3 ** (k / 12) for k in range(-12, 13)))
+        for _hours, _shape, n_law in sorted(looks.values(), key=lambda x: x[0])[:3]:
+            screen(n_law, tuple(1.01**k for k in range(-8, 9)))
+        ranked = sorted((x for x in looks.values() if x[0] <= self.best.hours * SCREEN), key=lambda x: x[0])
+        self.shapes = self.shapes + [(shape, n) for _, shape, n in ranked[:WIDEN]]
+        self.add(targets)
+
+    def _quick(self, shape: ModelShape, n_law: float, targets: list[float]) -> WholePlan | None:
+        """The best of the program's layout with the largest tensor parallel that splits the heads (and a half
+        and a quarter of it), each on the most devices near the first target and on as many as the program's
+        batch feeds with one micro-batch per rank (fewer ranks allow a finer whole batch)."""
+        request, solved = self.request, self.solved
+        per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
+        top = _tp_for(shape, solved.layout, request.tensor_parallel or per_node)
+        found = None
+        for lay in {_tp_for(shape, top, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}:
+            fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
+            for t in (targets[0], fed):
+                near = device_candidates(t, lay, per_node, request.max_gpus)
+                g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
+                c = _cluster(request, solved, shape, n_law, lay, g) if g is not None else None
+                plan = self._batches(c, n_law, batch) if c is not None else None
+                if plan is not None and (found is None or plan.hours < found.hours):
+                    found = plan
+        return found
+
+    def _batches(self, c: _Cluster, n_law: float, batch: float) -> WholePlan | None:
+        """Evaluate whole batches around ``batch`` on cluster ``c``; the best plan found there (or None)."""
+        found = None
+        # the batch law allows down to LAW_BATCH_FLOOR of its optimum, and for wall-clock or dollars a smaller
+        # whole batch (fewer tokens above the critical batch) can beat the program's: look down to one unit
+        low = 0.75 if self.request.objective == "loss" else 0.25
+        k_lo = max(1, math.floor(low * batch / c.unit))
         k_hi = max(k_lo + 1, math.ceil(1.5 * batch / c.unit))
         ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 10 else sorted(
             {round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)})
@@ -398,6 +482,9 @@ class _Scan:
             self.pool.append(plan)
             if self.best is None or _objective(plan, objective) < _objective(self.best, objective):
                 self.best = plan
+            if found is None or _objective(plan, objective) < _objective(found, objective):
+                found = plan
+        return found
 
     def near(self) -> list[WholePlan]:
         """Plans within SIZING_TOLERANCE of the best objective."""

@@ -20,9 +20,9 @@ def test_batch_is_at_least_the_law_optimum_and_whole():
     assert plan.batch_tokens >= 0.75 * _law_batch(plan.tokens) * (1 - 1e-9)
     par = plan.parallelism
     assert plan.batch_sequences % (par.dp * par.micro_batch) == 0
-    # at the optimum batch no token is wasted: effective = processed up to one sequence per rank of rounding
-    assert plan.effective_tokens == pytest.approx(plan.tokens / max(1.0, plan.batch_tokens /
-                                                                    _law_batch(plan.tokens)), rel=1e-9)
+    # DESIGN's critical batch at the progress reached: D = D_eff · max(1, B / B_law(D_eff))
+    assert plan.tokens == pytest.approx(plan.effective_tokens * max(1.0, plan.batch_tokens /
+                                                                    _law_batch(plan.effective_tokens)), rel=1e-9)
 
 
 def test_tighter_deadline_raises_batch_and_devices_and_costs_tokens():
@@ -35,6 +35,27 @@ def test_tighter_deadline_raises_batch_and_devices_and_costs_tokens():
     assert all(b >= a * (1 - 1e-3) for a, b in zip(losses, losses[1:], strict=False))
     for p, d in zip(plans, (60, 14, 3, 1), strict=False):
         assert p.hours <= d * 24 * (1 + 1e-9)
+        assert p.tokens == pytest.approx(p.effective_tokens * max(1.0, p.batch_tokens /
+                                                                  _law_batch(p.effective_tokens)), rel=1e-9)
+        cont = p.continuous  # the program's constraint holds with the same rule (tight when above the optimum)
+        assert cont["tokens"] >= cont["effective_tokens"] * max(
+            1.0, cont["batch_tokens"] / _law_batch(cont["effective_tokens"])) * (1 - 1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_effective_tokens_inverts_tokens_processed(seed):
+    """planner.critical_batch against the rule written out here: D = D_eff · max(1, B / (k · D_eff^b · N^g))."""
+    import random
+
+    from planner.critical_batch import effective_tokens, tokens_processed
+
+    rng = random.Random(seed)
+    for _ in range(200):
+        k, b, g = 10 ** rng.uniform(-2, 1), rng.uniform(0, 0.7), rng.uniform(-0.3, 0.3)
+        n, deff, batch = 10 ** rng.uniform(7, 12), 10 ** rng.uniform(8, 13), 10 ** rng.uniform(4, 8)
+        d = deff * max(1.0, batch / (k * deff**b * n**g))
+        assert tokens_processed(deff, batch, k, b, g, n) == pytest.approx(d, rel=1e-12)
+        assert effective_tokens(d, batch, k, b, g, n) == pytest.approx(deff, rel=1e-9)
 
 
 def test_uncoupled_batch_stays_at_the_law_optimum():

@@ -93,7 +93,7 @@ def test_time_objective_uses_all_devices_and_respects_money():
     flops = 6 * ns * tokens_for_loss(ns, 2.2)
     # near the compute-optimal point: a smaller model trained on more tokens has a larger optimal batch (Step
     # Law), which feeds 512 data-parallel ranks with less batch overhead, so the time optimum sits a little off it
-    assert flops.min() <= 6 * c["params"] * c["effective_tokens"] <= flops.min() * 1.2
+    assert flops.min() * (1 - 1e-6) <= 6 * c["params"] * c["effective_tokens"] <= flops.min() * 1.2
     # whole batches (a multiple of data-parallel ranks × sequence) cost some speed; never more than 25%
     assert plan.hours <= 1.25 * c["hours"]
 

@@ -55,7 +55,7 @@ def test_dollars_only_binds_and_spends_the_limit():
     flops = plan.cost_usd / plan.price_usd_per_gpu_hour * 3600 * plan.peak_flops_per_gpu * plan.mfu * plan.goodput
     assert plan.flops == pytest.approx(flops, rel=1e-6)
     n, d = closed_form(plan.flops)
-    assert plan.params == pytest.approx(n, rel=0.08)
+    assert plan.params == pytest.approx(n, rel=0.1)
 
 
 def test_tight_deadline_binds_and_raises_devices():
