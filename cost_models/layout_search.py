@@ -19,8 +19,10 @@ from cost_models.cluster import (
     as_numbers,
     candidate_layouts,
     layout_numbers,
+    memory_bytes,
     memory_parts,
     step_breakdown,
+    step_seconds,
     terms_of_shape,
 )
 
@@ -88,20 +90,43 @@ def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_to
     )
 
 
+def _search_space(shape: ModelShape, hw: Hardware, pinned: dict) -> list[Layout]:
+    layouts = candidate_layouts(hw.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
+                                **{k: v for k, v in pinned.items() if v is not None})
+    if shape.is_moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
+        layouts = [lay.model_copy(update={"ep": e}) for lay in layouts for e in _pow2_down(lay.ep)]
+    return layouts
+
+
+def fastest_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
+                   mfu: float | None = None, **pinned) -> LayoutEstimate | None:
+    """``best_layout``'s winner without evaluating every layout in full: step time and memory are read as plain
+    sums of the same cluster-model terms, and only the winner is evaluated (None if no valid layout fits)."""
+    m = terms_of_shape(shape)
+    k = shape.top_k + shape.shared_experts
+    best = None
+    for lay in _search_space(shape, hw, pinned):
+        if layout_problems(shape, lay, devices, batch_tokens, hw.devices_per_node):
+            continue
+        n = layout_numbers(lay, hw, shape.seq_len, shape.vocab, k, shape.is_moe, mfu)
+        memory = float(memory_bytes(m, n, devices))
+        if memory > hw.memory:
+            continue
+        key = (float(step_seconds(m, n, batch_tokens, devices)), memory)
+        if best is None or key < best[0]:
+            best = (key, lay)
+    if best is None:
+        return None
+    return evaluate_layout(shape, best[1], hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
+
+
 def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int, mfu: float | None = None,
                 **pinned) -> tuple[LayoutEstimate | None, list[LayoutEstimate]]:
     """The fastest valid layout that fits memory (None if none does) and every valid layout evaluated.
 
     ``pinned`` fixes layout dimensions (tp, pp, micro_batch, recompute, zero_stage, ep); None leaves one free.
     """
-    layouts = candidate_layouts(hw.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
-                                **{k: v for k, v in pinned.items() if v is not None})
-    if shape.is_moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
-        extra = []
-        for lay in layouts:
-            for e in _pow2_down(lay.ep):
-                extra.append(lay.model_copy(update={"ep": e}))
-        layouts = extra
+    layouts = _search_space(shape, hw, pinned)
     valid = []
     for lay in layouts:
         est = evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
@@ -126,7 +151,7 @@ def fewest_devices(shape: ModelShape, hw: Hardware, *, batch_tokens: float | Non
     g = 1
     while g <= max_devices:
         batch = batch_tokens if batch_tokens is not None else float(g * shape.seq_len)
-        best, _ = best_layout(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
+        best = fastest_layout(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
         if best is not None:
             return g
         g = g * 2 if g < hw.devices_per_node else g + hw.devices_per_node * max(1, g // (8 * hw.devices_per_node))

@@ -11,7 +11,7 @@ from cost_models.architecture import active_non_embedding_params, active_params,
 from cost_models.throughput import energy_kwh
 from planner.hyperparams import law_batch_tokens, law_hyperparameters
 from planner.plan import ConstraintReport, ParallelismPlan, Plan, RoundedPlan
-from planner.program import CONSTRAINTS, DATA, INTERNAL, get_program
+from planner.program import CONSTRAINTS, DATA, INTERNAL, Param, get_program
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import Solved, certified, critical_batch_tokens, lr_law_of
 from planner.whole import WholePlan
@@ -54,7 +54,7 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
             slack = 0.0
         is_binding = lam > 0 and abs(slack) <= BINDING_SLACK
         change = 0.0
-        key = "goodput" if name == "throughput" else name  # throughput capacity scales with goodput
+        key = Param.GOODPUT if name == "throughput" else name  # throughput capacity scales with goodput
         if lam > 0 and key in s.values:  # a re-solve with this limit 10% higher
             bumped = dict(s.values)
             bumped[key] = bumped[key] * 1.1

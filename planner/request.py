@@ -222,6 +222,8 @@ class PlanRequest(Request):
             raise ValueError(f"target_loss: objective {self.objective!r} needs target_loss (the loss to reach)")
         if self.objective == "loss" and self.target_loss is not None:
             raise ValueError("target_loss: applies to objectives cost and time; with objective loss use a limit")
+        if self.robust is None and "confidence" in self.model_fields_set and self.confidence != 0.9:
+            raise ValueError("confidence: applies to robust plans; give robust (--robust mean|worst) as well")
         if self.objective == "time" and not self.max_gpus:
             raise ValueError("max_gpus: objective time needs max_gpus (unlimited devices have no minimum wall-clock)")
         if self.price is not None and (self.gpu == "any" or "," in self.gpu):

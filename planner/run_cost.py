@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape, active_params
 from cost_models.cluster import Hardware
-from cost_models.layout_search import LayoutEstimate, best_layout
+from cost_models.layout_search import LayoutEstimate, fastest_layout
 from cost_models.throughput import DEFAULT_GOODPUT, energy_kwh
 from cost_models.training import training_flops
 from planner.errors import InputError
@@ -106,9 +106,8 @@ def _batch(req: RunRequest, shape: ModelShape, devices: int) -> float:
 
 
 def _search(req: RunRequest, shape: ModelShape, hw: Hardware, devices: int) -> LayoutEstimate | None:
-    est, _ = best_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, mfu=req.mfu,
-                         **_pinned(req))
-    return est
+    return fastest_layout(shape, hw, batch_tokens=_batch(req, shape, devices), devices=devices, mfu=req.mfu,
+                          **_pinned(req))
 
 
 def _fewest(req: RunRequest, shape: ModelShape, hw: Hardware, limit: int = 1 << 21) -> int | None:

@@ -23,9 +23,12 @@ from planner.program import (
     DATA,
     LAYERS_WIDTH_EXPONENT,
     WIDTH_EXPONENT,
+    Param,
     Solution,
     Structure,
     get_program,
+    layout_param,
+    serving_param,
 )
 from planner.request import PlanRequest, hours_to_days
 from planner.rounding import COUNTERS, fit_shape
@@ -118,11 +121,11 @@ def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
     """Coefficients that make the program's monomials of N equal the shape's exact terms at N = ``params``."""
     t = terms_of_shape(shape)
     n23, n13 = params**LAYERS_WIDTH_EXPONENT, params**WIDTH_EXPONENT
-    out = {"a_flops": t.params / params, "c_layers_width": t.layers_width / n23, "c_attn_width": t.attn_width / n23,
-           "c_width": t.width / n13, "a_dense": t.dense_params / params}
+    out = {Param.A_FLOPS: t.params / params, Param.C_LAYERS_WIDTH: t.layers_width / n23,
+           Param.C_ATTN_WIDTH: t.attn_width / n23, Param.C_WIDTH: t.width / n13, Param.A_DENSE: t.dense_params / params}
     if t.expert_params is not None:
-        out["a_expert"] = t.expert_params / params
-        out["c_moe_layers_width"] = t.moe_layers_width / n23
+        out[Param.A_EXPERT] = t.expert_params / params
+        out[Param.C_MOE_LAYERS_WIDTH] = t.moe_layers_width / n23
     return out
 
 
@@ -156,23 +159,23 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
                    batch_exponents=(beta, gamma), coupled=request.batch_coupling is not False,
                    robust=getattr(var, "robust", None))
     values: dict[str, float] = {
-        "price": cand.price, "goodput": request.goodput or DEFAULT_GOODPUT, "bstar": KAPLAN_BSTAR,
-        "law_batch_coef": coef, "memory": cand.hw.memory if request.check_memory else 1e30,
+        Param.PRICE: cand.price, Param.GOODPUT: request.goodput or DEFAULT_GOODPUT, Param.BSTAR: KAPLAN_BSTAR,
+        Param.LAW_BATCH_COEF: coef, Param.MEMORY: cand.hw.memory if request.check_memory else 1e30,
         # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
         **term_coefficients(shape, float(COUNTERS[var.count](shape))),
     }
-    values.update({f"layout_{f}": float(getattr(numbers, f)) for f in present})
+    values.update({layout_param(f): float(getattr(numbers, f)) for f in present})
     for f, c in LIMIT_FIELDS.items():
         if c in active:
             v = float(getattr(request, f))
             values[c] = request.deadline_hours if c == "deadline" else v
     if "sizing" in active:
-        values["sizing"] = request.sizing_hours
+        values[Param.SIZING] = request.sizing_hours
     if serving:
         values.update(serving[1])
     if var.unique_tokens is not None:
-        values.update(unique_tokens=var.epochs * var.unique_tokens, data_params=var.params_limit,
-                      params_scale=var.params_scale, tokens_scale=var.tokens_scale)
+        values.update({Param.UNIQUE_TOKENS: var.epochs * var.unique_tokens, Param.DATA_PARAMS: var.params_limit,
+                       Param.PARAMS_SCALE: var.params_scale, Param.TOKENS_SCALE: var.tokens_scale})
     return st, values
 
 
@@ -218,7 +221,7 @@ def serving_inputs(request: PlanRequest, var: Any, cand: Candidate, params: floa
     terms = [(c, e) for c, e in merge_terms(ps.terms.usd_terms(demand.tokens, demand.total_input_tokens)["memory"])
              if c > 0]
     structure = (("serve_usd", tuple(round(e, 12) for _, e in terms)),)
-    return structure, {f"serve_usd_{i}": c for i, (c, _) in enumerate(terms)}, ps
+    return structure, {serving_param("serve_usd", i): c for i, (c, _) in enumerate(terms)}, ps
 
 
 def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layout: Layout,

@@ -19,7 +19,7 @@ import numpy as np
 
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout
-from cost_models.layout_search import LayoutEstimate, best_layout, evaluate_layout
+from cost_models.layout_search import LayoutEstimate, evaluate_layout, fastest_layout
 from cost_models.training import training_flops
 from planner.critical_batch import effective_tokens, tokens_processed
 from planner.program import LAW_BATCH_FLOOR
@@ -339,7 +339,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
             fastest[t] = None
         if near:
             g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
-            b, _ = best_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
+            b = fastest_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
                                devices=g, mfu=request.mfu, tp=request.tensor_parallel)
             if b is not None:
                 out.add(b.layout)

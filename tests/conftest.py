@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,19 @@ def shared_data(name: str) -> Path:
             pytest.fail(msg + "; data tests must run under CI")
         pytest.skip(msg)
     return path
+
+
+_CACHE_DIR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process caches compiled programs in its own temporary folder (planner.program_cache): tests never
+    read a developer's cache, and parallel test processes never share one."""
+    global _CACHE_DIR
+    _CACHE_DIR = tempfile.mkdtemp(prefix="planner-test-cache-")
+    os.environ["PLANNER_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CACHE_DIR:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)

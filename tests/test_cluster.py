@@ -154,3 +154,27 @@ def test_deepseek_v3_hours_within_1_5x():
     ratio = e.gpu_hours / 2.664e6
     assert 1 / 1.5 <= ratio <= 1.5, ratio
     assert math.isfinite(e.mfu) and e.layout["ep"] > 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fastest_layout_is_best_layouts_winner(seed):
+    """The screened search (plain sums of the cluster terms, only the winner evaluated) picks the same layout as
+    evaluating every layout in full, over random shapes, devices, batches and accelerators."""
+    import random
+
+    from cost_models.layout_search import fastest_layout
+    from planner.rounding import fit_shape
+
+    rng = random.Random(seed)
+    cat = load_catalog()
+    for _ in range(12):
+        acc = cat.get(rng.choice(("h100", "a100-80gb", "b200", "tpu-v5p")))
+        hw = Hardware.of(acc, "bf16")
+        shape = fit_shape(10 ** rng.uniform(8, 11.5), experts=rng.choice((1, 1, 8))).shape
+        devices = rng.choice((8, 64, 512, 4096))
+        batch = float(max(devices, rng.choice((256, 1024, 4096))) * shape.seq_len)
+        best, _ = best_layout(shape, hw, batch_tokens=batch, devices=devices)
+        fast = fastest_layout(shape, hw, batch_tokens=batch, devices=devices)
+        assert (best is None) == (fast is None)
+        if best is not None:
+            assert fast.layout == best.layout and fast.step_seconds == best.step_seconds

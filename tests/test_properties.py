@@ -83,10 +83,12 @@ def test_plans_satisfy_their_limits_or_say_why_not(fields):
 LIMITS = ("budget_flops", "dollars", "gpu_hours", "deadline_days", "max_gpus")
 
 
-@pytest.mark.xfail(strict=False, reason="known gap: the launchable plan can lose a few % when a limit loosens")
-@SETTINGS
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(requests(), st.data())
 def test_loss_never_rises_when_a_limit_loosens(fields, data):
+    """A known gap (xfail) until the layout search ranked layouts by speed when a deadline binds and the critical
+    batch was evaluated at the effective tokens in both program and whole cluster; since then 200 random and
+    these 100 derandomized examples pass."""
     which = data.draw(st.sampled_from([k for k in LIMITS if k in fields]))  # a limit the request has
     try:
         base = optimize(**fields)

@@ -249,3 +249,12 @@ def test_robust_target_loss_bounds_the_central_worst_case(law_file):
     assert max(_losses(s, plan.params, plan.effective_tokens)[i] for i in keep) <= target * (1 + 1e-9)
     assert r.point.worst_central > target
     assert plan.total_cost_usd > r.point_plan["cost_usd"]
+
+
+def test_confidence_without_robust_is_an_input_error():
+    """Measured: --confidence without --robust was silently ignored."""
+    from planner import PlanRequest
+    from planner.errors import InputError
+
+    with pytest.raises(InputError, match="confidence"):
+        PlanRequest.parse(budget_flops=1e22, confidence=0.5)
