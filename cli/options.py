@@ -57,7 +57,8 @@ TopK = Annotated[int, typer.Option("--top-k", help="Experts active per token.")]
 # ---- sweeps, exports, plots and launcher configs (planner.sweep / export / plots / launchers) ----------------
 
 OPTION_OF.update({"csv": "--csv", "json_out": "--json-out", "xlsx": "--xlsx", "plot": "--plot", "emit": "--emit",
-                  "emit_out": "--emit-out", "pareto": "--pareto", "export": "--csv/--json-out/--xlsx"})
+                  "emit_out": "--emit-out", "pareto": "--pareto", "export": "--csv/--json-out/--xlsx",
+                  "workers": "--workers"})
 _REPLACED = "; an existing file is replaced"
 CsvPath = Annotated[str | None, typer.Option("--csv", help="Write a CSV file (one row per plan)" + _REPLACED + ".")]
 JsonOut = Annotated[str | None, typer.Option("--json-out", help="Write the JSON object to this file" + _REPLACED

@@ -29,6 +29,8 @@ def _check_outputs(**paths: str | None) -> None:
 
 def _write_exports(outs, target, csv_path, json_out, xlsx_path, law=None) -> list[str]:
     """Stage the CSV, JSON and xlsx files in ``outs`` (renamed into place together on its commit)."""
+    if not (csv_path or json_out or xlsx_path):
+        return []  # planner.export is imported only when a file is asked for
     from planner import export
 
     if csv_path:

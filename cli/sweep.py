@@ -86,13 +86,21 @@ def sweep(
     json_out: JsonOut = None,
     xlsx_path: XlsxPath = None,
     plot_path: PlotPath = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes for a large grid (default: every core; 1 solves in this process).", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Plan every point of a grid (budgets x dollars x deadlines x demand x accelerators); Pareto frontiers."""
+    """Plan every point of a grid (budgets x dollars x deadlines x demand x accelerators); Pareto frontiers.
+
+    Without --json, --json-out, --xlsx or --plot the points are streamed: the CSV is written row by row (to a
+    temporary file renamed at the end) and only the rows shown and the frontiers are kept in memory."""
     from planner import PlanRequest
     from planner.errors import InputError
-    from planner.sweep import FRONTIERS, parse_grid
+    from planner.safe_io import Outputs
+    from planner.sweep import FRONTIERS, iter_sweep, parse_grid
     from planner.sweep import sweep as run_sweep
+    from planner.sweep_digest import SweepDigest, write_csv_rows
+    from planner.sweep_pool import default_workers
 
     if pareto is not None and pareto not in FRONTIERS:
         raise InputError("pareto", f"unknown frontier {pareto!r}; allowed: {', '.join(FRONTIERS)}")
@@ -110,34 +118,81 @@ def sweep(
     )
     _check_outputs(csv=csv_path, json_out=json_out, xlsx=xlsx_path, plot=plot_path)
     axes = dict(budgets=grids.get("budget_flops"), dollars=grids.get("dollars"),
-                deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis)
-    if not as_json and sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                deadlines=grids.get("deadline_days"), inference_tokens=grids.get("inference_tokens"), gpus=gpus_axis,
+                workers=workers or default_workers())
+    full = as_json or json_out or xlsx_path or plot_path  # these need every row and plan
+    with _progress_bar(as_json) as progress, _exit_on_sigterm(), Outputs() as outs:  # all files or none
+        if full:
+            result = run_sweep(base, **axes, progress=progress)
+            digest = SweepDigest.of_result(result, keep_rows=rows)
+            written = _write_exports(outs, result, csv_path, json_out, xlsx_path)
+            if plot_path:
+                from planner.plots import plot_pareto
 
-        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=_console_err(), transient=True) as bar:
-            task = bar.add_task("sweep", total=None)
-            result = run_sweep(base, **axes,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))
-    else:
-        result = run_sweep(base, **axes)
-
-    from planner.safe_io import Outputs
-
-    with Outputs() as outs:  # all files or none: renamed into place only when every one is written
-        written = _write_exports(outs, result, csv_path, json_out, xlsx_path)
-        if plot_path:
-            from planner.plots import plot_pareto
-
-            plot_pareto(result, plot_path, outputs=outs)
-            written.append(plot_path)
+                plot_pareto(result, plot_path, outputs=outs)
+                written.append(plot_path)
+        else:
+            stream = iter_sweep(base, **axes)
+            digest = SweepDigest(stream.axes, keep_rows=rows)
+            try:
+                if csv_path:
+                    outs.write(csv_path, "csv", lambda tmp: write_csv_rows(tmp, digest.rows_of(stream, progress,
+                                                                                           stream.total)))
+                else:
+                    digest.consume(stream, progress, stream.total)
+            finally:
+                stream.close()
+            written = [csv_path] if csv_path else []
     _wrote(written)
     if as_json:
         from planner.export import to_json
 
         _emit_json(to_json(result))
         return
-    _render_sweep(result, pareto, rows)
+    _render_sweep(digest, pareto, rows)
+
+
+def _exit_on_sigterm():
+    """A context in which SIGTERM ends the command as an exception would (exit code 143): the temporary output
+    files are removed and the sweep's worker processes stopped. Only in the main thread (where signals go)."""
+    import signal
+    import threading
+    from contextlib import contextmanager, nullcontext
+
+    if threading.current_thread() is not threading.main_thread():
+        return nullcontext()
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    @contextmanager
+    def handler():
+        old = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return handler()
+
+
+def _progress_bar(as_json: bool):
+    """A progress bar on a terminal's stderr (none with --json or when piped): a context manager yielding the
+    sweep's ``progress(done, total)`` callback, or None."""
+    from contextlib import contextmanager, nullcontext
+
+    if as_json or not sys.stderr.isatty():
+        return nullcontext()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def bar():
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=_console_err(), transient=True) as p:
+            task = p.add_task("sweep", total=None)
+            yield lambda done, total: p.update(task, completed=done, total=total)
+
+    return bar()
 
 
 def _short(x: float) -> str:
@@ -154,6 +209,7 @@ def _money(x: float) -> str:
 
 
 def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
+    """Print a sweep's table from its digest (planner.sweep_digest.SweepDigest)."""
     from rich import box
     from rich.table import Table
 
@@ -162,7 +218,7 @@ def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
         con.width = max(con.width, 160)
     shown = result.frontier(pareto) if pareto else result.rows
     swept = [k for k in ("budget_flops", "dollars", "deadline_days", "inference_tokens", "gpu") if k in result.axes]
-    title = (f"Sweep: {result.points:,} points, {len(result.rows):,} feasible"
+    title = (f"Sweep: {result.points:,} points, {result.feasible:,} feasible"
              + (f"; {pareto} frontier ({len(shown)} points)" if pareto else ""))
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     heads = {"budget_flops": "FLOPs", "dollars": "$ limit", "deadline_days": "days max",
@@ -179,11 +235,12 @@ def _render_sweep(result, pareto: str | None, max_rows: int) -> None:
     for row in shown[:max_rows]:
         t.add_row(*[("-" if row.get(c) is None else fmt[c](row[c]) if c in fmt else str(row[c])) for c in cols])
     con.print(t)
-    if len(shown) > max_rows:
-        con.print(f"[dim]... {len(shown) - max_rows:,} more rows (--rows N, or --csv / --xlsx / --json for all)[/dim]")
+    n_shown = len(shown) if pareto else result.feasible
+    if n_shown > max_rows:
+        con.print(f"[dim]... {n_shown - max_rows:,} more rows (--rows N, or --csv / --xlsx / --json for all)[/dim]")
     for f in result.failures[:3]:
         con.print(f"[yellow]infeasible:[/yellow] {f.point}: {f.reason}")
-    if len(result.failures) > 3:
-        con.print(f"[dim]... {len(result.failures) - 3} more infeasible points[/dim]")
+    if result.failed > 3:
+        con.print(f"[dim]... {result.failed - 3:,} more infeasible points[/dim]")
     con.print(f"[dim]{result.points:,} points in {result.elapsed_s:.2f} s "
               f"({result.elapsed_s / max(result.points, 1) * 1e3:.1f} ms/point)[/dim]")

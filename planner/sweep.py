@@ -5,38 +5,35 @@
     result = sweep(PlanRequest(gpu="h100", budget_flops=1e21), budgets="1e20:1e25:50", gpus=["h100", "b200"])
     result.frontier("loss-cost")       # the non-dominated rows, cheapest first
 
-Every grid point is ``optimize`` of the base request with the axis values substituted. The geometric program
-is compiled once per constraint set (``planner.program.get_program`` caches it) and re-solved with new
-Parameter values, so a point costs a few milliseconds. A point that cannot be planned is recorded in
-``failures`` with its one-line reason; it does not stop the sweep.
+    for p in iter_sweep(PlanRequest(budget_flops=1e21), budgets="1e18:1e26:10000", dollars="1e4:1e8:10"):
+        p.row or p.failure             # one point at a time, in grid order; nothing is accumulated
+
+Every grid point is ``optimize`` of the base request with the axis values substituted. The geometric programs
+are compiled once per process and constraint set (``planner.program.get_program`` caches them) and re-solved
+with new Parameter values. Large grids are shared by worker processes (``planner.sweep_pool``). A point that
+cannot be planned is recorded in ``failures`` with its one-line reason; it does not stop the sweep.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.errors import InfeasiblePlanError, InputError
+from planner.errors import InputError
 from planner.plan import Plan
 from planner.request import PlanRequest
+from planner.sweep_grid import AXES, MAX_GRID, MAX_POINTS, NUMERIC_AXES, grid_of, parse_grid
+from planner.sweep_pool import Grid, SweepPoint, default_workers, solve_points
 
-# sweep() keyword -> PlanRequest field it sets
-AXES: dict[str, str] = {
-    "budgets": "budget_flops",
-    "dollars": "dollars",
-    "deadlines": "deadline_days",
-    "inference_tokens": "inference_tokens",
-    "gpus": "gpu",
-}
-NUMERIC_AXES = ("budgets", "dollars", "deadlines", "inference_tokens")
-MAX_POINTS = 100_000  # a grid larger than this is almost surely a typo (e.g. a count of 1e6)
-MAX_GRID = 10_000  # points on one axis
+__all__ = [
+    "AXES", "FRONTIERS", "MAX_GRID", "MAX_POINTS", "NUMERIC_AXES", "ROW_KEYS", "Grid", "SweepFailure",
+    "SweepPoint", "SweepResult", "SweepStream", "grid_of", "iter_sweep", "pareto", "pareto_indices", "parse_grid",
+    "plan_row", "sweep",
+]
 
 # Pareto frontiers: name -> (x, y), both minimized
 FRONTIERS: dict[str, tuple[str, str]] = {
@@ -133,81 +130,6 @@ class SweepResult(BaseModel):
         return out
 
 
-# ---------------------------------------------------------------------------------------------- grids
-
-
-def _number(text: str, field: str, spec: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise InputError(field, f"grid {spec!r}: {text.strip()!r} is not a number") from None
-    if not math.isfinite(x) or x <= 0:
-        raise InputError(field, f"grid {spec!r}: values must be positive and finite, got {text.strip()!r}")
-    return x
-
-
-def parse_grid(spec: str | float | int | Sequence[float], field: str = "budget_flops") -> list[float]:
-    """Grid values from a spec: ``"1e20:1e25:50"`` -> 50 log-spaced values, both ends included;
-    ``"1e6,2e6,5e6"`` -> that list; ``"3e21"`` or a number -> [3e21]; a sequence of numbers -> itself.
-
-    Raises InputError naming ``field`` (the request field the grid sets) for a malformed spec.
-    """
-    if isinstance(spec, bool):
-        raise InputError(field, f"grid must be a number, a list or 'start:stop:count', got {spec!r}")
-    if isinstance(spec, int | float):
-        return [_number(repr(float(spec)), field, str(spec))]
-    if not isinstance(spec, str):
-        values = [_number(repr(float(v)) if isinstance(v, int | float) and not isinstance(v, bool) else str(v),
-                          field, str(list(spec))) for v in spec]
-        if not values:
-            raise InputError(field, "grid is empty")
-        return values
-    s = spec.strip()
-    if not s:
-        raise InputError(field, "grid is empty; use 'start:stop:count', 'a,b,c' or one number")
-    if ":" in s:
-        parts = s.split(":")
-        if len(parts) != 3:
-            raise InputError(field, f"grid {spec!r}: a range is 'start:stop:count' (e.g. 1e20:1e25:50)")
-        start, stop = _number(parts[0], field, spec), _number(parts[1], field, spec)
-        try:
-            count = int(parts[2])
-        except ValueError:
-            raise InputError(field, f"grid {spec!r}: count {parts[2].strip()!r} must be a whole number") from None
-        if not 1 <= count <= MAX_GRID:
-            raise InputError(field, f"grid {spec!r}: count must be in [1, {MAX_GRID:,}], got {count}")
-        if count == 1:
-            if start != stop:
-                raise InputError(field, f"grid {spec!r}: one point needs start == stop (or give one number)")
-            return [start]
-        values = np.geomspace(start, stop, count)
-        values[0], values[-1] = start, stop  # exact ends
-        return [float(v) for v in values]
-    values = [_number(p, field, spec) for p in s.split(",") if p.strip()]
-    if not values:
-        raise InputError(field, f"grid {spec!r} has no values")
-    if len(values) > MAX_GRID:
-        raise InputError(field, f"grid {spec!r}: at most {MAX_GRID:,} values")
-    return values
-
-
-def _accelerators(spec: str | Sequence[str], catalog: tuple[str, ...], field: str = "gpus") -> list[str]:
-    from cost_models.catalog import CatalogError, load_catalog
-
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    ids = [str(x).strip() for x in items if str(x).strip()]
-    if not ids:
-        raise InputError(field, "no accelerator ids given (e.g. h100,b200 or any)")
-    try:
-        cat = load_catalog(catalog)
-        if ids == ["any"]:
-            return list(cat.accelerators)
-        out = [cat.get(i).id for i in ids]
-    except CatalogError as e:
-        raise InputError("catalog" if e.field == "catalog" else field, str(e)) from None
-    return list(dict.fromkeys(out))
-
-
 # --------------------------------------------------------------------------------------------- pareto
 
 
@@ -274,11 +196,59 @@ def pareto(points: Sequence[Any], x: str = "total_cost_usd", y: str = "loss", *,
 # ---------------------------------------------------------------------------------------------- sweep
 
 
-def _axis_values(name: str, spec: Any, base: PlanRequest) -> list[Any]:
-    field = AXES[name]
-    if name == "gpus":
-        return _accelerators(spec, base.catalog)
-    return parse_grid(spec, field)
+class SweepStream(Iterator[SweepPoint]):
+    """The points of a sweep, yielded in grid order as they are solved (see ``iter_sweep``); ``axes`` and
+    ``total`` describe the grid. ``close()`` stops the workers of an unfinished sweep."""
+
+    def __init__(self, grid: Grid, points: Iterator[SweepPoint]) -> None:
+        self.grid = grid
+        self._points = points
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        """PlanRequest field -> values swept."""
+        return self.grid.axes
+
+    @property
+    def total(self) -> int:
+        """Grid points."""
+        return self.grid.total
+
+    def __next__(self) -> SweepPoint:
+        return next(self._points)
+
+    def close(self) -> None:
+        close = getattr(self._points, "close", None)
+        if close is not None:
+            close()
+
+
+def iter_sweep(
+    base: PlanRequest | Mapping[str, Any],
+    *,
+    budgets: Any = None,
+    dollars: Any = None,
+    deadlines: Any = None,
+    inference_tokens: Any = None,
+    gpus: Any = None,
+    workers: int | None = 1,
+    plans: bool = False,
+) -> SweepStream:
+    """The sweep's points one at a time, in grid order, as they are solved (nothing is accumulated): each a
+    ``SweepPoint`` with its ``row`` or its ``failure`` (and its ``plan`` when ``plans``).
+
+    The grid is validated when this is called (InputError for a bad axis); the points are solved as the
+    iterator is consumed, on ``workers`` processes (None: every core; used for large grids only, see
+    ``planner.sweep_pool``; rows match a serial run's within the plans' rounding). A script that uses several
+    workers must start from ``if __name__ == "__main__":`` (worker processes import the main module, as
+    ``multiprocessing`` requires).
+    """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError("workers", f"must be a whole number >= 1, got {workers!r}")
+    grid = grid_of(base, budgets=budgets, dollars=dollars, deadlines=deadlines, inference_tokens=inference_tokens,
+                   gpus=gpus)
+    return SweepStream(grid, solve_points(grid, workers=default_workers() if workers is None else workers,
+                                          keep_plans=plans))
 
 
 def sweep(
@@ -290,65 +260,37 @@ def sweep(
     inference_tokens: Any = None,
     gpus: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = 1,
 ) -> SweepResult:
     """Plan every point of the cartesian product of the given axes.
 
     Each axis is a grid spec (see ``parse_grid``) or a list: ``budgets`` FLOPs, ``dollars`` USD, ``deadlines``
     days, ``inference_tokens`` tokens served, ``gpus`` accelerator ids (a list, "h100,b200" or "any").
     ``progress(done, total)`` is called after each point. Bad axis values raise InputError (one line, naming
-    the field); a point that cannot be planned is recorded in ``failures`` with its reason.
+    the field); a point that cannot be planned is recorded in ``failures`` with its reason. ``workers``
+    processes share a large grid (None: every core; see ``iter_sweep``). The result holds every Plan: for very
+    large grids, stream ``iter_sweep`` instead.
     """
-    from laws.base import LawError
-    from laws.catalog import get_law
-    from planner.optimize import optimize
-
     if not isinstance(base, PlanRequest):
         base = PlanRequest.parse(**dict(base))
-    given = {"budgets": budgets, "dollars": dollars, "deadlines": deadlines, "inference_tokens": inference_tokens,
-             "gpus": gpus}
-    axes = {AXES[k]: _axis_values(k, v, base) for k, v in given.items() if v is not None}
-    total = math.prod(len(v) for v in axes.values()) if axes else 1
-    if total > MAX_POINTS:
-        raise InputError(next(iter(axes)), f"the grid has {total:,} points; at most {MAX_POINTS:,}")
-    try:
-        get_law(base.law)  # a bad law, catalog or accelerator fails every point: say so once
-    except LawError as e:
-        raise InputError("law", str(e)) from None
-    if "gpu" not in axes:
-        _accelerators(base.gpu if base.gpu.strip().lower() == "any" else base.gpu.split(","), base.catalog,
-                      field="gpu")
-
-    # Validate every point before solving any: a bad axis value is an input error, not an infeasible plan.
-    fields = base.model_dump(exclude_unset=True)
-    names = list(axes)
-    requests: list[PlanRequest] = []
-    for combo in itertools.product(*(axes[n] for n in names)):
-        update = dict(zip(names, combo, strict=True))
-        try:
-            requests.append(PlanRequest(**{**fields, **update}))
-        except InputError as err:
-            where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in update.items())
-            raise InputError(err.field, f"{err.detail} (grid point {where})") from None
-
     t0 = time.perf_counter()
+    stream = iter_sweep(base, budgets=budgets, dollars=dollars, deadlines=deadlines,
+                        inference_tokens=inference_tokens, gpus=gpus, workers=workers, plans=True)
     rows: list[dict[str, Any]] = []
     plans: list[Plan] = []
     failures: list[SweepFailure] = []
-    for done, req in enumerate(requests, 1):
-        point = {n: getattr(req, n) for n in names}
-        try:
-            plan = optimize(req)
-        except InputError as e:  # infeasible, or this accelerator cannot run this precision, ...
-            relax = e.relaxations if isinstance(e, InfeasiblePlanError) else {}
-            failures.append(SweepFailure(point=point, field=e.field, reason=str(e).replace("\n", " "),
-                                         relaxations=relax))
-        else:
-            plans.append(plan)
-            rows.append(plan_row(plan, req))
-        if progress is not None:
-            progress(done, total)
+    try:
+        for done, p in enumerate(stream, 1):
+            if p.failure is not None:
+                failures.append(p.failure)
+            else:
+                plans.append(p.plan)
+                rows.append(p.row)
+            if progress is not None:
+                progress(done, stream.total)
+    finally:
+        stream.close()
     elapsed = time.perf_counter() - t0
     frontiers = {name: pareto_indices(rows, x, y) for name, (x, y) in FRONTIERS.items()}
-    return SweepResult(base=base, axes=axes, rows=rows, plans=plans, failures=failures, frontiers=frontiers,
-                       elapsed_s=elapsed)
-
+    return SweepResult(base=base, axes=stream.axes, rows=rows, plans=plans, failures=failures,
+                       frontiers=frontiers, elapsed_s=elapsed)
