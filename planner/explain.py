@@ -10,7 +10,7 @@ import numpy as np
 from cost_models.architecture import active_non_embedding_params, active_params, total_params
 from cost_models.throughput import energy_kwh
 from planner.hyperparams import law_batch_tokens, law_hyperparameters
-from planner.plan import ConstraintReport, Plan, RoundedPlan
+from planner.plan import ConstraintReport, ParallelismPlan, Plan, RoundedPlan
 from planner.program import CONSTRAINTS, DATA, INTERNAL, Param, get_program
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import Solved, certified, critical_batch_tokens, lr_law_of
@@ -95,24 +95,19 @@ def _unique_tokens_elasticity(var, params: float, effective_tokens: float, objec
     return max(scale * loss_elasticity, 0.0)
 
 
-def parallelism_of(w: WholePlan, per_node: int) -> dict:
+def parallelism_of(w: WholePlan, per_node: int) -> ParallelismPlan:
+    """The launchable plan's cluster and what the cluster model predicts for it."""
     lay = w.layout
-    mp = lay.tp * lay.pp
-    dp = w.devices // mp
+    dp = w.devices // (lay.tp * lay.pp)
     seqs = int(round(w.batch_tokens / w.shape.seq_len))
-    accum = seqs // (dp * lay.micro_batch)
     est = w.estimate
-    return {
-        "tp": lay.tp, "pp": lay.pp, "dp": dp, "ep": lay.ep, "devices": w.devices,
-        "nodes": -(-w.devices // per_node), "devices_per_node": per_node, "micro_batch": lay.micro_batch,
-        "grad_accum_steps": accum, "global_batch_sequences": seqs, "global_batch_tokens": int(w.batch_tokens),
-        "sequence_parallel": lay.tp > 1, "recompute": lay.recompute, "zero_stage": lay.zero_stage,
-        "pipeline_bubble": (lay.pp - 1) / accum if accum else 0.0, "mfu": est.mfu,
-        "step_seconds": est.step_seconds, "step_breakdown": est.step_breakdown,
-        "memory_per_device_gb": est.memory_bytes / 1e9, "usable_memory_gb": est.usable_memory_bytes / 1e9,
-        "memory_breakdown_gb": {k: v / 1e9 for k, v in est.memory_breakdown.items()}, "fits": est.fits,
-        "layout": lay.label(),
-    }
+    return ParallelismPlan(
+        layout=lay, dp=dp, devices=w.devices, nodes=-(-w.devices // per_node), devices_per_node=per_node,
+        grad_accum_steps=seqs // (dp * lay.micro_batch), global_batch_sequences=seqs,
+        global_batch_tokens=int(w.batch_tokens), mfu=est.mfu, step_seconds=est.step_seconds,
+        step_breakdown=est.step_breakdown, memory_per_device_gb=est.memory_bytes / 1e9,
+        usable_memory_gb=est.usable_memory_bytes / 1e9,
+        memory_breakdown_gb={k: v / 1e9 for k, v in est.memory_breakdown.items()}, fits=est.fits)
 
 
 def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
@@ -200,7 +195,7 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         active_params=rounded.active_params, experts=w.shape.experts, top_k=w.shape.top_k,
         unique_tokens=var.unique_tokens, epochs=None if var.unique_tokens is None else w.tokens / var.unique_tokens,
         learning_rate=hp.learning_rate, min_learning_rate=hp.min_learning_rate, lr_schedule=hp.lr_schedule,
-        warmup_steps=hp.warmup_steps, lr_law=hp.lr_law, shape=w.shape.model_dump(), parallelism=par,
+        warmup_steps=hp.warmup_steps, lr_law=hp.lr_law, shape=w.shape, parallelism=par,
         step_seconds=w.estimate.step_seconds, step_breakdown=w.estimate.step_breakdown, rounded=rounded,
         continuous=continuous,
     )

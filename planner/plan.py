@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from cost_models.architecture import ModelShape
+from cost_models.cluster import Layout
 from planner.serving import ServingSummary
+
+# the layout's fields as they appear, flat, in the JSON of a cluster (the object's "layout" is the label)
+_LAYOUT_KEYS = ("tp", "pp", "micro_batch", "recompute", "zero_stage", "ep")
 
 
 class ConstraintReport(BaseModel):
@@ -73,6 +80,110 @@ class RoundedPlan(BaseModel):
     memory_per_gpu_gb: float
     memory_fits: bool
     limits: dict[str, tuple[float, float]]
+
+
+class ClusterPlan(BaseModel):
+    """Where a run goes: one layout (``cost_models.cluster.Layout``) on whole devices, and its batch.
+
+    devices = tp · pp · dp; dp ranks each run ``grad_accum_steps`` micro-batches of ``layout.micro_batch``
+    sequences per optimizer step. JSON: the layout's fields flat (tp, pp, ep, micro_batch, recompute,
+    zero_stage), ``layout`` its label.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    layout: Layout
+    dp: int = Field(ge=1, description="data parallel degree")
+    devices: int = Field(ge=1, description="devices used = tp · pp · dp")
+    nodes: int = Field(ge=1)
+    devices_per_node: int = Field(ge=1)
+    grad_accum_steps: int = Field(ge=0, description="micro-batches per step per data-parallel rank")
+    global_batch_sequences: int = Field(ge=1, description="sequences per optimizer step")
+    global_batch_tokens: int = Field(ge=1, description="tokens per optimizer step")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat(cls, data: Any) -> Any:
+        """Accept the JSON form: the layout's fields flat and ``layout`` as its label."""
+        if isinstance(data, dict) and not isinstance(data.get("layout"), Layout | dict):
+            data = dict(data)
+            data["layout"] = {k: data.pop(k) for k in _LAYOUT_KEYS if k in data}
+            data.pop("sequence_parallel", None)
+            data.pop("pipeline_bubble", None)
+        return data
+
+    @model_validator(mode="after")
+    def _whole(self) -> ClusterPlan:
+        if self.devices != self.layout.tp * self.layout.pp * self.dp:
+            raise ValueError(f"devices ({self.devices}) must equal tp·pp·dp = {self.layout.tp}·{self.layout.pp}·"
+                             f"{self.dp}")
+        return self
+
+    @property
+    def tp(self) -> int:
+        return self.layout.tp
+
+    @property
+    def pp(self) -> int:
+        return self.layout.pp
+
+    @property
+    def ep(self) -> int:
+        return self.layout.ep
+
+    @property
+    def micro_batch(self) -> int:
+        return self.layout.micro_batch
+
+    @property
+    def sequence_parallel(self) -> bool:
+        """Sequence parallel whenever tensor parallel (Megatron-LM practice; Korthikanti et al. 2022)."""
+        return self.layout.tp > 1
+
+    @property
+    def pipeline_bubble(self) -> float:
+        """1F1B idle fraction (pp − 1) / micro-batches per step (Narayanan et al. 2021 §2.2)."""
+        return (self.pp - 1) / self.grad_accum_steps if self.grad_accum_steps else 0.0
+
+    @property
+    def nproc_per_node(self) -> int:
+        """Processes (devices) per node: the cluster fills whole nodes, or one partial node."""
+        whole = self.nodes and self.devices % self.nodes == 0
+        return self.devices // self.nodes if whole else min(self.devices_per_node, self.devices)
+
+    def _flat(self) -> dict[str, Any]:
+        lay = self.layout
+        return {"tp": lay.tp, "pp": lay.pp, "dp": self.dp, "ep": lay.ep, "devices": self.devices,
+                "nodes": self.nodes, "devices_per_node": self.devices_per_node, "micro_batch": lay.micro_batch,
+                "grad_accum_steps": self.grad_accum_steps, "global_batch_sequences": self.global_batch_sequences,
+                "global_batch_tokens": self.global_batch_tokens, "sequence_parallel": self.sequence_parallel,
+                "recompute": lay.recompute, "zero_stage": lay.zero_stage}
+
+    @model_serializer(mode="plain")
+    def _serialize(self) -> dict[str, Any]:
+        return {**self._flat(), "pipeline_bubble": self.pipeline_bubble, "layout": self.layout.label()}
+
+
+class ParallelismPlan(ClusterPlan):
+    """A cluster with what the cluster model (``cost_models.cluster``) predicts for it: MFU, step seconds by
+    cause, memory per device (GB, 1e9 bytes) of the most loaded rank."""
+
+    mfu: float = Field(description="model FLOPs (6·N_active per token) / (devices × step × peak)")
+    step_seconds: float
+    step_breakdown: dict[str, float] = Field(description="seconds per step: compute, recompute, tp_comm, "
+                                                         "ep_comm, pp_bubble, dp_comm")
+    memory_per_device_gb: float
+    usable_memory_gb: float
+    memory_breakdown_gb: dict[str, float]
+    fits: bool
+
+    @model_serializer(mode="plain")
+    def _serialize(self) -> dict[str, Any]:
+        return {**self._flat(), "pipeline_bubble": self.pipeline_bubble, "mfu": self.mfu,
+                "step_seconds": self.step_seconds, "step_breakdown": dict(self.step_breakdown),
+                "memory_per_device_gb": self.memory_per_device_gb, "usable_memory_gb": self.usable_memory_gb,
+                "memory_breakdown_gb": dict(self.memory_breakdown_gb), "fits": self.fits,
+                "layout": self.layout.label()}
 
 
 class LossDistribution(BaseModel):
@@ -186,9 +297,9 @@ class Plan(BaseModel):
     active_params: float = Field(description="active params of the rounded model (= total when dense)")
     experts: int = 1
     top_k: int = 1
-    shape: dict = Field(description="the rounded model (ModelShape fields)")
-    parallelism: dict = Field(description="the cluster: TP/PP/DP/EP, nodes, micro-batches, recompute, ZeRO stage, "
-                              "predicted mfu, step breakdown, memory per device")
+    shape: ModelShape = Field(description="the rounded model")
+    parallelism: ParallelismPlan = Field(description="the cluster: TP/PP/DP/EP, nodes, micro-batches, recompute, "
+                                         "ZeRO stage, predicted mfu, step breakdown, memory per device")
     step_seconds: float = Field(default=0.0, description="one optimizer step, seconds (cluster model)")
     step_breakdown: dict[str, float] = Field(default_factory=dict, description="seconds per step by cause: "
                                              "compute, recompute, tp_comm, ep_comm, pp_bubble, dp_comm")

@@ -1,8 +1,8 @@
-"""Round a continuous plan to a concrete model shape and a concrete cluster layout.
+"""Round a continuous parameter count to a concrete model shape.
 
-The geometric program returns a parameter count N and a device count G as real numbers. This module turns
-them into something one could launch: a decoder (layers, d_model, heads, FFN width ...) whose parameter count
-is as close as possible to N, and a tensor/pipeline/data/expert parallel layout that fits device memory.
+The geometric program returns a parameter count N as a real number. This module turns it into a decoder one
+could launch (layers, d_model, heads, FFN width ...) whose parameter count is as close as possible to N. The
+cluster (layout, whole devices, batch) is rounded by ``planner.whole`` on ``cost_models.cluster.Layout``.
 
 Shape conventions (Llama-style decoder): d_model a multiple of 128; head_dim 128 (64 below d_model 1024);
 heads = d_model / head_dim; 8 KV heads (GQA) once heads >= 16, otherwise one KV head per query head (MHA) --
@@ -34,7 +34,6 @@ from cost_models.architecture import (
     non_embedding_params,
     total_params,
 )
-from cost_models.memory import USABLE_MEMORY_FRACTION, MemoryBreakdown, Recompute, memory_breakdown_for_shape
 
 Count = Literal["total", "non_embedding", "active", "active_non_embedding"]
 
@@ -97,8 +96,6 @@ _LOG_L = np.log([layers for layers, _, _ in ASPECT_ANCHORS])
 # Choosing the width from the continuous depth makes d_model non-decreasing in the target (see fit_shape).
 MAX_REL_ERROR = 0.03
 MIN_LAYERS = 4
-# MoE layouts may move the device count by up to this fraction so that dp is a multiple of a larger ep.
-MOE_DEVICE_SLACK = 0.05
 _MAX_D_MODEL = 1 << 17
 
 
@@ -224,199 +221,3 @@ def round_shape(params: float, *, count: Count = "total", experts: int = 1, top_
     """A concrete decoder whose ``count`` of params is closest to ``params`` (``fit_shape(...).shape``)."""
     return fit_shape(params, count=count, experts=experts, top_k=top_k, vocab=vocab, seq_len=seq_len,
                      ffn_type=ffn_type, tied_embeddings=tied_embeddings).shape
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Cluster layout
-# --------------------------------------------------------------------------------------------------------------
-
-
-class Parallelism(BaseModel):
-    """A concrete training layout: world = tp · pp · dp devices, memory per device of the most loaded rank."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tp: int = Field(description="tensor parallel degree (within a node; sequence parallel when > 1)")
-    pp: int = Field(description="pipeline stages (1F1B)")
-    dp: int = Field(description="data parallel degree")
-    ep: int = Field(description="expert parallel degree (1 for a dense model)")
-    devices: int = Field(description="devices used = tp · pp · dp (the request rounded)")
-    nodes: int
-    devices_per_node: int
-    micro_batch: int = Field(description="sequences per micro-batch per data-parallel rank")
-    grad_accum_steps: int = Field(description="micro-batches per step per data-parallel rank")
-    global_batch_sequences: int = Field(description="sequences per optimizer step (a multiple of dp)")
-    global_batch_tokens: int = Field(description="global_batch_sequences · seq_len")
-    sequence_parallel: bool
-    stage_layers: int = Field(description="layers on the most loaded pipeline stage")
-    pipeline_bubble: float = Field(description="1F1B idle fraction (pp - 1) / grad_accum_steps")
-    memory: MemoryBreakdown = Field(description="bytes per device of the most loaded rank")
-    memory_per_device_gb: float = Field(description="memory.total in GB (1e9 bytes)")
-    usable_memory_gb: float = Field(description="device memory × the usable fraction")
-    fits: bool
-    notes: list[str] = Field(default_factory=list)
-
-
-def _pow2_upto(n: int) -> list[int]:
-    out, k = [], 1
-    while k <= n:
-        out.append(k)
-        k *= 2
-    return out
-
-
-def _largest_pow2_dividing(*values: int) -> int:
-    k = 1
-    while all(v % (2 * k) == 0 for v in values):
-        k *= 2
-    return k
-
-
-def _round_to_multiple(x: int, unit: int) -> int:
-    return max(unit, int(math.floor(x / unit + 0.5)) * unit)
-
-
-def _round_devices(devices: int, unit: int, per_node: int) -> int:
-    """Nearest multiple of ``unit`` (and of whole nodes from one node up)."""
-    return _round_to_multiple(devices, math.lcm(unit, per_node) if devices >= per_node else unit)
-
-
-def _tp_ok(shape: ModelShape, tp: int) -> bool:
-    """tp divides the query heads and the FFN width; KV heads are split (tp | kv) or replicated (kv | tp)."""
-    kv = shape.kv_heads
-    return shape.heads % tp == 0 and shape.ffn_hidden % tp == 0 and (kv % tp == 0 or tp % kv == 0)
-
-
-def plan_parallelism(shape: ModelShape, devices: int, accelerator, *, global_batch_tokens: float,
-                     precision: str = "bf16", zero_stage: int = 1, recompute: Recompute = "selective",
-                     max_tp: int | None = None, micro_batch: int = 1, optimizer: str = "adam") -> Parallelism:
-    """The smallest model-parallel footprint tp · pp that fits ``shape`` on ``devices`` of ``accelerator``.
-
-    Candidates: tp a power of two up to ``max_tp`` (default and cap: devices per node) dividing the heads (KV
-    heads split or replicated); pp a power of two below the layer count, or the layer count itself -- stages
-    may be uneven (Llama 3 405B: 126 layers on 16 stages), and memory is that of the most loaded stage,
-    ceil(layers / pp) layers with pp micro-batches in flight (1F1B). Ordered by tp·pp, then by smaller pp
-    (tensor parallel within a node before pipeline stages). Sequence parallelism is on whenever tp > 1
-    (Megatron-LM practice; Korthikanti et al. 2022). MoE: ep = the largest power of two dividing both the
-    expert count and dp; routed-expert weights are sharded over ep. ``devices`` is rounded to a multiple of
-    tp·pp (and to whole nodes from one node up). The memory model is ``cost_models.memory`` (mixed precision:
-    16-bit weights and grads, fp32 master and optimizer states, ZeRO over dp), the same at every ``precision``.
-    """
-    if isinstance(devices, bool) or not isinstance(devices, numbers.Integral) or devices < 1:
-        raise ValueError(f"devices must be a positive integer, got {devices!r}")
-    devices = int(devices)
-    if not (math.isfinite(global_batch_tokens) and global_batch_tokens > 0):
-        raise ValueError(f"global_batch_tokens must be positive, got {global_batch_tokens!r}")
-    if micro_batch < 1:
-        raise ValueError(f"micro_batch must be >= 1, got {micro_batch!r}")
-    accelerator.peak_flops(precision)  # raises CatalogError if the device has no such precision
-    per_node = accelerator.devices_per_node
-    if max_tp is not None and max_tp < 1:
-        raise ValueError(f"max_tp must be >= 1, got {max_tp!r}")
-    tps = [t for t in _pow2_upto(min(per_node, max_tp or per_node)) if _tp_ok(shape, t)]
-    pps = [p for p in _pow2_upto(shape.layers) if p < shape.layers] + [shape.layers]
-
-    def footprint(tp_pp: tuple[int, int]) -> tuple[int, int]:
-        return tp_pp[0] * tp_pp[1], tp_pp[1]  # fewest devices per replica; tensor before pipeline parallel
-
-    args = (global_batch_tokens, zero_stage, recompute, micro_batch, optimizer)
-
-    batch_seqs = max(1, round(global_batch_tokens / shape.seq_len))
-
-    def search(n: int) -> tuple[Parallelism | None, list[tuple[int, int]]]:
-        splits = sorted(((t, p) for t in tps for p in pps if t * p <= n), key=footprint)
-        # First the splits whose data-parallel ranks the batch can feed (dp · micro_batch <= batch sequences),
-        # so rounding never inflates the planned batch; then any split that fits memory.
-        fed = [(t, p) for t, p in splits if n // (t * p) * micro_batch <= batch_seqs]
-        for group in (fed, splits):
-            for tp, pp in group:
-                plan = _evaluate(shape, n, accelerator, tp, pp, *args)
-                if plan.fits:
-                    return plan, splits
-        return None, splits
-
-    chosen, splits = search(devices)
-    notes: list[str] = []
-    if chosen is None:  # nothing fits: report the largest split the cluster allows
-        tp, pp = max(splits, key=lambda tp_pp: (tp_pp[0] * tp_pp[1], tp_pp[0]))
-        chosen = _evaluate(shape, devices, accelerator, tp, pp, *args)
-        mem = chosen.memory
-        short = chosen.memory_per_device_gb - chosen.usable_memory_gb
-        limit = ("the largest split allowed" if tp == tps[-1] and pp == shape.layers
-                 else f"the largest split {devices} devices allow")
-        notes.append(f"does not fit: {chosen.memory_per_device_gb:.1f} GB per device at tp={tp}, pp={pp} ({limit}; "
-                     f"model states {mem.model_states / 1e9:.1f} GB, activations {mem.activations / 1e9:.1f} GB) "
-                     f"vs {chosen.usable_memory_gb:.1f} GB usable on {accelerator.id}: {short:.1f} GB missing; "
-                     "try more devices, ZeRO-3, full recomputation or a smaller model")
-        more = devices
-        for _ in range(24):  # more devices help through larger splits, ZeRO over dp and expert parallelism
-            more *= 2
-            bigger, _ = search(more)
-            if bigger is not None:
-                notes.append(f"it would fit on {bigger.devices} devices (tp={bigger.tp}, pp={bigger.pp}, "
-                             f"dp={bigger.dp}, ep={bigger.ep})")
-                break
-        else:
-            notes.append(f"it does not fit on any number of devices at recompute={recompute!r}, "
-                         f"zero_stage={zero_stage}")
-    else:
-        notes.append(f"fits: {chosen.memory_per_device_gb:.1f} GB of {chosen.usable_memory_gb:.1f} GB usable "
-                     f"({USABLE_MEMORY_FRACTION:.0%} of {accelerator.memory_gb:g} GB) on the most loaded rank")
-    notes.extend(chosen.notes)
-    if precision not in ("bf16", "fp16"):
-        notes.append(f"memory assumes 16-bit weights and grads with fp32 master and optimizer states; {precision} "
-                     "compute (e.g. Transformer Engine) keeps that layout")
-    return chosen.model_copy(update={"notes": notes})
-
-
-def _evaluate(shape: ModelShape, devices: int, accelerator, tp: int, pp: int, global_batch_tokens: float,
-              zero_stage: int, recompute: Recompute, micro_batch: int, optimizer: str) -> Parallelism:
-    per_node = accelerator.devices_per_node
-    notes: list[str] = []
-    ep_want = 1
-    if shape.is_moe:  # the largest power-of-two ep (dividing the experts) reachable within the rounding slack
-        ep_want = _largest_pow2_dividing(shape.experts)
-        while ep_want > 1 and abs(_round_devices(devices, tp * pp * ep_want, per_node) - devices) > (
-                MOE_DEVICE_SLACK * devices):
-            ep_want //= 2
-    used = _round_devices(devices, tp * pp * ep_want, per_node)
-    if used != devices:
-        what = f"tp·pp = {tp * pp}" if ep_want == 1 else f"tp·pp·ep = {tp * pp * ep_want}"
-        whole = " and whole nodes" if devices >= per_node else ""
-        notes.append(f"devices rounded from {devices} to {used} (a multiple of {what}{whole})")
-    dp = used // (tp * pp)
-
-    ep = _largest_pow2_dividing(shape.experts, dp) if shape.is_moe else 1
-    if shape.is_moe:
-        ranks = "rank" if ep == 1 else "ranks"
-        notes.append(f"expert parallel ep={ep}: routed experts sharded over {ep} data-parallel {ranks} "
-                     f"({shape.experts // ep} experts per rank)")
-
-    stage_layers = -(-shape.layers // pp)
-    if shape.layers % pp:
-        notes.append(f"uneven pipeline stages: {shape.layers} layers on {pp} stages, at most {stage_layers} per "
-                     "stage (memory is that of the fullest stage)")
-    seq_par = tp > 1
-    # The fullest stage holds stage_layers/layers of the weights: pass an effective pp = layers / stage_layers
-    # so that params/(tp·pp_eff) and activations per_layer·(layers/pp_eff)·pp are those of that stage.
-    pp_eff = shape.layers / stage_layers
-    mem = memory_breakdown_for_shape(shape, micro_batch=micro_batch, optimizer=optimizer, zero_stage=zero_stage,
-                                     dp=dp, tp=tp, pp=pp_eff, ep=ep, recompute=recompute,
-                                     sequence_parallel=seq_par, inflight_microbatches=pp)
-
-    wanted = max(1, round(global_batch_tokens / shape.seq_len))
-    seqs = _round_to_multiple(wanted, dp * micro_batch)
-    if seqs != wanted:
-        notes.append(f"global batch {wanted} sequences rounded to {seqs} (a multiple of dp·micro_batch = "
-                     f"{dp * micro_batch})")
-    accum = -(-seqs // (dp * micro_batch))
-    if 1 < pp and accum < pp:
-        notes.append(f"only {accum} micro-batches for {pp} pipeline stages: the 1F1B bubble (pp-1)/m = "
-                     f"{(pp - 1) / accum:.0%} of compute time; raise the batch or lower pp")
-    usable = USABLE_MEMORY_FRACTION * accelerator.memory_bytes
-    return Parallelism(tp=tp, pp=pp, dp=dp, ep=ep, devices=used, nodes=-(-used // per_node),
-                       devices_per_node=per_node, micro_batch=micro_batch, grad_accum_steps=accum,
-                       global_batch_sequences=seqs, global_batch_tokens=seqs * shape.seq_len,
-                       sequence_parallel=seq_par, stage_layers=stage_layers, pipeline_bubble=(pp - 1) / accum,
-                       memory=mem, memory_per_device_gb=mem.total / 1e9, usable_memory_gb=usable / 1e9,
-                       fits=mem.total <= usable, notes=notes)

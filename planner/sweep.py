@@ -68,7 +68,7 @@ def plan_row(plan: Plan, request: PlanRequest | None = None) -> dict[str, Any]:
         price_usd_per_gpu_hour=plan.price_usd_per_gpu_hour, batch_tokens=plan.batch_tokens, steps=plan.steps,
         learning_rate=plan.learning_rate, warmup_steps=plan.warmup_steps, total_params=plan.total_params,
         active_params=plan.active_params, experts=plan.experts, epochs=plan.epochs,
-        layers=plan.shape.get("layers"), d_model=plan.shape.get("d_model"),
+        layers=plan.shape.layers, d_model=plan.shape.d_model,
         binding=";".join(plan.binding),
     )
     return row

@@ -408,7 +408,8 @@ class _Scan:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
         for shape, n_law in self.shapes:
-            for lay in _layouts_near(request, solved, shape, targets, self.fastest):
+            # in a fixed order: ties keep the first plan found, which must not depend on set hashing
+            for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest), key=Layout.label):
                 for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
                     key = (shape.layers, shape.d_model, lay, g)
                     if key in self.seen:
@@ -447,7 +448,8 @@ class _Scan:
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
         top = _tp_for(shape, solved.layout, request.tensor_parallel or per_node)
         found = None
-        for lay in {_tp_for(shape, top, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}:
+        tps = {_tp_for(shape, top, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
+        for lay in sorted(tps, key=Layout.label):
             fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
             for t in (targets[0], fed):
                 near = device_candidates(t, lay, per_node, request.max_gpus)

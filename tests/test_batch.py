@@ -19,7 +19,7 @@ def test_batch_is_at_least_the_law_optimum_and_whole():
     plan = optimize(budget_flops=1e22)
     assert plan.batch_tokens >= 0.75 * _law_batch(plan.tokens) * (1 - 1e-9)
     par = plan.parallelism
-    assert plan.batch_sequences % (par["dp"] * par["micro_batch"]) == 0
+    assert plan.batch_sequences % (par.dp * par.micro_batch) == 0
     # DESIGN's critical batch at the progress reached: D = D_eff · max(1, B / B_law(D_eff))
     assert plan.tokens == pytest.approx(plan.effective_tokens * max(1.0, plan.batch_tokens /
                                                                     _law_batch(plan.effective_tokens)), rel=1e-9)
@@ -61,7 +61,7 @@ def test_effective_tokens_inverts_tokens_processed(seed):
 def test_uncoupled_batch_stays_at_the_law_optimum():
     plan = optimize(**BASE, deadline_days=7, batch_coupling=False)
     assert not plan.batch_coupling
-    unit = plan.parallelism["dp"] * plan.parallelism["micro_batch"] * plan.seq_len
+    unit = plan.parallelism.dp * plan.parallelism.micro_batch * plan.seq_len
     assert 0.75 * _law_batch(plan.tokens) * (1 - 1e-9) <= plan.batch_tokens <= _law_batch(plan.tokens) + unit
     assert plan.effective_tokens == pytest.approx(plan.tokens, rel=0.1)
 

@@ -76,11 +76,11 @@ def test_moe_memory_uses_total_params_and_mfu_is_discounted():
     moe = optimize(budget_flops=1e22, gpu="h100", experts=16)
     assert moe.total_params > 5 * moe.active_params
     # every expert is held in memory: the sharded fp32 states alone are 12 bytes × total params / devices
-    sharded = moe.parallelism["memory_breakdown_gb"]["states_sharded"] * 1e9
+    sharded = moe.parallelism.memory_breakdown_gb["states_sharded"] * 1e9
     assert sharded >= 12 * moe.total_params / moe.gpus * (1 - 1e-9)
     assert moe.memory_per_gpu_gb <= 0.9 * 80
-    assert moe.parallelism["ep"] >= 1 and moe.shape["experts"] == 16
-    if moe.parallelism["ep"] > 1:
+    assert moe.parallelism.ep >= 1 and moe.shape.experts == 16
+    if moe.parallelism.ep > 1:
         assert moe.step_breakdown["ep_comm"] > 0  # the expert all-to-all is in the step
     assert dense.step_breakdown["ep_comm"] == 0
 
@@ -149,10 +149,10 @@ def test_data_constrained_needs_muennighoff_and_no_moe():
 
 
 def test_learning_rate_from_step_law_at_the_rounded_model():
-    from cost_models.architecture import ModelShape, active_non_embedding_params
+    from cost_models.architecture import active_non_embedding_params
 
     p = optimize(budget_flops=1e22, gpu="h100")
-    n = active_non_embedding_params(ModelShape(**p.shape))
+    n = active_non_embedding_params(p.shape)
     d = p.rounded.tokens
     assert p.lr_law == "steplaw-2025"
     assert p.learning_rate == pytest.approx(1.79 * n**-0.713 * d**0.307, rel=1e-9)  # Step Law (Li et al. 2025)
@@ -160,18 +160,18 @@ def test_learning_rate_from_step_law_at_the_rounded_model():
     assert p.lr_schedule == "cosine"
     assert p.warmup_steps == min(2000, math.ceil(0.1 * p.rounded.steps))
     # the batch is at least Step Law's optimal batch B = 0.58·D^0.571, in whole sequences per data-parallel rank
-    unit = p.parallelism["dp"] * p.parallelism["micro_batch"] * 4096
+    unit = p.parallelism.dp * p.parallelism.micro_batch * 4096
     assert 0.75 * 0.58 * p.tokens**0.571 * (1 - 1e-9) <= p.batch_tokens <= max(0.58 * p.tokens**0.571 * 1.7, unit)
 
 
 def test_learning_rate_laws_deepseek_and_joint_moe():
-    from cost_models.architecture import ModelShape, active_non_embedding_params
+    from cost_models.architecture import active_non_embedding_params
 
     p = optimize(budget_flops=1e22, gpu="h100", lr_law="deepseek-2024")
     assert p.learning_rate == pytest.approx(0.3118 * p.rounded.flops**-0.125, rel=1e-9)  # DeepSeek LLM eq. 1
     assert p.law_batch_tokens == pytest.approx(0.2920 * p.flops**0.3271, rel=1e-9)
     m = optimize(budget_flops=1e22, gpu="h100", experts=8)
-    n = active_non_embedding_params(ModelShape(**m.shape))
+    n = active_non_embedding_params(m.shape)
     assert m.lr_law == "joint-moe-2025"
     assert m.learning_rate == pytest.approx(math.exp(8.39) * n**-0.81 * 8**-0.25, rel=1e-9)  # Joint MoE eq. 8
     with pytest.raises(ValueError, match="lr_law"):

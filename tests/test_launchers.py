@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from cost_models.architecture import ModelShape
 from planner import InputError, optimize
 from planner.plan import Plan
 
@@ -92,8 +93,11 @@ def _plan(kind):
         return optimize(dollars=1e6, deadline_days=10)
     if kind == "moe":  # the rounded dense plan with its FFN swapped for 8 experts, top-2
         p = optimize(budget_flops=1e23)
-        shape = {**p.shape, "experts": 8, "top_k": 2, "moe_ffn_hidden": p.shape["ffn_hidden"] // 2}
-        return p.model_copy(update={"shape": shape, "parallelism": {**p.parallelism, "ep": 2}})
+        shape = ModelShape(**{**p.shape.model_dump(), "experts": 8, "top_k": 2,
+                              "moe_ffn_hidden": p.shape.ffn_hidden // 2})
+        par = p.parallelism
+        return p.model_copy(update={"shape": shape, "parallelism": par.model_copy(
+            update={"layout": par.layout.model_copy(update={"ep": 2})})})
     raise AssertionError(kind)
 
 
@@ -137,17 +141,17 @@ def test_torchtitan(plan):
     tr, par, sh = cfg["training"], cfg["parallelism"], plan.shape
     p = plan.parallelism
     assert tr["seq_len"] == plan.seq_len
-    assert par["tensor_parallel_degree"] == p["tp"] and par["pipeline_parallel_degree"] == p["pp"]
-    assert par["data_parallel_shard_degree"] * par["data_parallel_replicate_degree"] == p["dp"]
-    assert par["data_parallel_shard_degree"] * p["tp"] * p["pp"] == p["devices"]
-    dp = p["dp"]
+    assert par["tensor_parallel_degree"] == p.tp and par["pipeline_parallel_degree"] == p.pp
+    assert par["data_parallel_shard_degree"] * par["data_parallel_replicate_degree"] == p.dp
+    assert par["data_parallel_shard_degree"] * p.tp * p.pp == p.devices
+    dp = p.dp
     # torchtitan: gradient accumulation = global / (local · dp); with PP the local batch is split into
     # pipeline micro-batches of pipeline_parallel_microbatch_size
     accum = tr["global_batch_size"] // (tr["local_batch_size"] * dp)
     assert tr["global_batch_size"] == tr["local_batch_size"] * dp * accum
     micro = par.get("pipeline_parallel_microbatch_size", tr["local_batch_size"])
-    assert tr["global_batch_size"] == p["micro_batch"] * p["grad_accum_steps"] * dp == p["global_batch_sequences"]
-    assert micro == p["micro_batch"]
+    assert tr["global_batch_size"] == p.micro_batch * p.grad_accum_steps * dp == p.global_batch_sequences
+    assert micro == p.micro_batch
     _tokens_close(tr["steps"], tr["global_batch_size"] * tr["seq_len"], plan)
     lr = cfg["optimizer"]["lr"]
     _optimizer_ok(lr, lr * cfg["lr_scheduler"]["lr_min"], cfg["lr_scheduler"]["warmup_steps"], tr["steps"], plan)
@@ -157,9 +161,9 @@ def test_torchtitan(plan):
     m = re.search(r"TransformerModelArgs\((.*)\)", text)
     args = dict(kv.split("=") for kv in m.group(1).split(", "))
     dim, heads = int(args["dim"]), int(args["n_heads"])
-    assert dim == sh["d_model"] and int(args["n_layers"]) == sh["layers"] and int(args["n_kv_heads"]) == sh["kv_heads"]
-    assert heads * sh["head_dim"] == dim
-    assert torchtitan_hidden(dim, int(args["multiple_of"]), float(args["ffn_dim_multiplier"])) == sh["ffn_hidden"]
+    assert dim == sh.d_model and int(args["n_layers"]) == sh.layers and int(args["n_kv_heads"]) == sh.kv_heads
+    assert heads * sh.head_dim == dim
+    assert torchtitan_hidden(dim, int(args["multiple_of"]), float(args["ffn_dim_multiplier"])) == sh.ffn_hidden
 
 
 # ----------------------------------------------------------------------------------------------- megatron
@@ -186,24 +190,24 @@ def test_megatron(plan):
     assert set(a) <= MEGATRON_FLAGS, set(a) - MEGATRON_FLAGS
     sh, p = plan.shape, plan.parallelism
     tp, pp = int(a["--tensor-model-parallel-size"]), int(a["--pipeline-model-parallel-size"])
-    assert (tp, pp) == (p["tp"], p["pp"])
-    dp = p["devices"] // (tp * pp)  # Megatron: data parallel = world / (TP · PP)
+    assert (tp, pp) == (p.tp, p.pp)
+    dp = p.devices // (tp * pp)  # Megatron: data parallel = world / (TP · PP)
     micro, gbs = int(a["--micro-batch-size"]), int(a["--global-batch-size"])
-    assert gbs == micro * p["grad_accum_steps"] * dp
+    assert gbs == micro * p.grad_accum_steps * dp
     assert int(a["--seq-length"]) == plan.seq_len == int(a["--max-position-embeddings"])
     _tokens_close(int(a["--train-iters"]), gbs * plan.seq_len, plan)
-    assert int(a["--num-attention-heads"]) * int(a["--kv-channels"]) == int(a["--hidden-size"]) == sh["d_model"]
-    assert int(a["--num-layers"]) == sh["layers"] and int(a["--ffn-hidden-size"]) == sh["ffn_hidden"]
-    if sh["kv_heads"] < sh["heads"]:
-        assert a["--group-query-attention"] and int(a["--num-query-groups"]) == sh["kv_heads"]
+    assert int(a["--num-attention-heads"]) * int(a["--kv-channels"]) == int(a["--hidden-size"]) == sh.d_model
+    assert int(a["--num-layers"]) == sh.layers and int(a["--ffn-hidden-size"]) == sh.ffn_hidden
+    if sh.kv_heads < sh.heads:
+        assert a["--group-query-attention"] and int(a["--num-query-groups"]) == sh.kv_heads
     _optimizer_ok(float(a["--lr"]), float(a["--min-lr"]), int(a["--lr-warmup-iters"]), int(a["--train-iters"]), plan)
     assert a["--lr-decay-style"] == "cosine" and int(a["--lr-decay-iters"]) == int(a["--train-iters"])
     assert a["--bf16"] and (a.get("--fp8-format") == "hybrid") == (plan.precision == "fp8")
     assert ("--sequence-parallel" in a) == (tp > 1)
-    if sh["experts"] > 1:
-        assert int(a["--num-experts"]) == sh["experts"] and int(a["--moe-router-topk"]) == sh["top_k"]
-        assert int(a["--expert-model-parallel-size"]) == p["ep"]
-        assert int(a["--moe-ffn-hidden-size"]) == sh["moe_ffn_hidden"]
+    if sh.experts > 1:
+        assert int(a["--num-experts"]) == sh.experts and int(a["--moe-router-topk"]) == sh.top_k
+        assert int(a["--expert-model-parallel-size"]) == p.ep
+        assert int(a["--moe-ffn-hidden-size"]) == sh.moe_ffn_hidden
     else:
         assert "--num-experts" not in a
 
@@ -226,16 +230,16 @@ def test_nanogpt(plan):
     c = nanogpt(text)
     assert set(c) <= NANOGPT, set(c) - NANOGPT
     sh, p = plan.shape, plan.parallelism
-    world = p["devices"]  # DDP over every device
+    world = p.devices  # DDP over every device
     assert c["gradient_accumulation_steps"] % world == 0  # train.py divides it by the world size
     per_rank = c["gradient_accumulation_steps"] // world
     tokens_per_iter = per_rank * world * c["batch_size"] * c["block_size"]  # as train.py computes it
     assert f"{tokens_per_iter:,}" in text
-    assert c["batch_size"] == p["micro_batch"] and c["block_size"] == plan.seq_len
-    if p["tp"] * p["pp"] == 1:
-        assert tokens_per_iter == p["global_batch_tokens"]
+    assert c["batch_size"] == p.micro_batch and c["block_size"] == plan.seq_len
+    if p.tp * p.pp == 1:
+        assert tokens_per_iter == p.global_batch_tokens
     _tokens_close(c["max_iters"], tokens_per_iter, plan)
-    assert c["n_layer"] == sh["layers"] and c["n_embd"] == sh["d_model"] and c["n_head"] * sh["head_dim"] == c["n_embd"]
+    assert c["n_layer"] == sh.layers and c["n_embd"] == sh.d_model and c["n_head"] * sh.head_dim == c["n_embd"]
     _optimizer_ok(c["learning_rate"], c["min_lr"], c["warmup_iters"], c["max_iters"], plan)
     assert c["lr_decay_iters"] == c["max_iters"] and c["decay_lr"] is True and c["dtype"] == "bfloat16"
 
@@ -247,27 +251,27 @@ def test_hf(plan):
     cfg = json.loads(plan.to_config("hf"))
     ta, mc, launch = cfg["training_arguments"], cfg["model_config"], cfg["launch"]
     assert set(ta) <= HF_TRAINING_ARGS, set(ta) - HF_TRAINING_ARGS
-    moe = plan.shape["experts"] > 1
+    moe = plan.shape.experts > 1
     assert set(mc) <= LLAMA_CONFIG | (MIXTRAL_EXTRA if moe else set())
     assert ta["lr_scheduler_type"] in HF_SCHEDULERS
     sh, p = plan.shape, plan.parallelism
-    assert launch["world_size"] == p["devices"] == launch["nnodes"] * launch["nproc_per_node"]
+    assert launch["world_size"] == p.devices == launch["nnodes"] * launch["nproc_per_node"]
     gbs = ta["per_device_train_batch_size"] * ta["gradient_accumulation_steps"] * launch["world_size"]
     assert gbs == launch["global_batch_sequences"]
     assert launch["global_batch_tokens"] == gbs * plan.seq_len
-    if p["tp"] * p["pp"] == 1:
-        assert gbs == p["global_batch_sequences"]
+    if p.tp * p.pp == 1:
+        assert gbs == p.global_batch_sequences
     _tokens_close(ta["max_steps"], launch["global_batch_tokens"], plan)
     _optimizer_ok(ta["learning_rate"], ta["lr_scheduler_kwargs"]["min_lr"], ta["warmup_steps"], ta["max_steps"],
                   plan)
-    assert mc["num_attention_heads"] * mc["head_dim"] == mc["hidden_size"] == sh["d_model"]
-    assert mc["num_key_value_heads"] == sh["kv_heads"] and mc["num_hidden_layers"] == sh["layers"]
-    assert mc["vocab_size"] == sh["vocab"] and mc["max_position_embeddings"] == plan.seq_len
+    assert mc["num_attention_heads"] * mc["head_dim"] == mc["hidden_size"] == sh.d_model
+    assert mc["num_key_value_heads"] == sh.kv_heads and mc["num_hidden_layers"] == sh.layers
+    assert mc["vocab_size"] == sh.vocab and mc["max_position_embeddings"] == plan.seq_len
     if moe:
         assert mc["model_type"] == "mixtral" and mc["num_local_experts"] == 8 and mc["num_experts_per_tok"] == 2
-        assert mc["intermediate_size"] == sh["moe_ffn_hidden"]
+        assert mc["intermediate_size"] == sh.moe_ffn_hidden
     else:
-        assert mc["model_type"] == "llama" and mc["intermediate_size"] == sh["ffn_hidden"]
+        assert mc["model_type"] == "llama" and mc["intermediate_size"] == sh.ffn_hidden
 
 
 # ---------------------------------------------------------------------------------------------- misc, CLI

@@ -66,11 +66,11 @@ def _check(plan, f: dict) -> None:
     assert plan.memory_per_gpu_gb * 1e9 <= 0.9 * acc.memory_bytes * (1 + tol)
     par = plan.parallelism
     assert isinstance(plan.gpus, int) and plan.gpus >= 1
-    assert plan.gpus == par["tp"] * par["pp"] * par["dp"]
+    assert plan.gpus == par.tp * par.pp * par.dp
     if plan.gpus > acc.devices_per_node:
         assert plan.gpus % acc.devices_per_node == 0  # whole nodes
     seqs = plan.batch_tokens / plan.seq_len
-    assert seqs == int(seqs) and seqs >= par["dp"] * par["micro_batch"]  # whole sequences, a micro-batch per rank
+    assert seqs == int(seqs) and seqs >= par.dp * par.micro_batch  # whole sequences, a micro-batch per rank
     assert plan.tokens == pytest.approx(plan.steps * plan.batch_tokens, rel=1e-12)
     # the reported cost follows from the reported cluster and hours
     assert plan.gpu_hours == pytest.approx(plan.gpus * plan.hours, rel=1e-9)

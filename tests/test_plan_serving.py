@@ -18,7 +18,7 @@ def test_serve_cost_reproduces_the_plan_serving_price(tokens, tmp_path):
     plan = optimize(**BASE, inference_tokens=tokens)
     inf = plan.inference
     shape = tmp_path / "shape.json"
-    shape.write_text(json.dumps(plan.shape))
+    shape.write_text(json.dumps(plan.shape.model_dump()))
     r = CliRunner().invoke(app, ["serve-cost", "--shape", str(shape), "--gpu", inf.gpu, "--gpus",
                                  str(inf.tensor_parallel), "--batch", str(inf.batch), "--precision", inf.precision,
                                  "--json"])

@@ -37,7 +37,7 @@ def test_moe_plans_are_consistent_and_monotone(flops, experts):
     assert abs(p.flops / (6 * p.params * p.tokens) - 1) < 1e-9  # FLOPs count active params
     assert p.flops <= flops * (1 + 1e-6)
     # memory holds every expert: the sharded fp32 states alone are 12 bytes × total params / devices
-    sharded = p.parallelism["memory_breakdown_gb"]["states_sharded"] * 1e9
+    sharded = p.parallelism.memory_breakdown_gb["states_sharded"] * 1e9
     assert sharded >= 12 * p.total_params / p.gpus * (1 - 1e-9)
     assert p.total_params >= p.active_params
 

@@ -4,6 +4,7 @@ CLI's cold imports."""
 
 import importlib
 import itertools
+import json
 import subprocess
 import sys
 import tracemalloc
@@ -182,13 +183,9 @@ def test_cli_streams_the_csv(tmp_path):
 
 
 def test_workers_give_the_serial_result(monkeypatch):
-    """Worker processes (forkserver/spawn) return the serial run's points, in order, with the same outcome.
-
-    The launchable plans are compared within their rounding, not bit for bit: the planner itself gives a
-    request different (equally cheap) whole clusters in different processes -- its result depends on the
-    process's string-hash seed and on the programs it compiled before (measured: dollars 3e7 with min_params
-    1e11 and min_tokens 1e12 on H100 is 160 GPUs with PYTHONHASHSEED=0 and 192 with 2, loss within 2e-4) --
-    so no pool of fresh processes can reproduce a serial run's bits until that is fixed in the planner."""
+    """Worker processes (forkserver/spawn) return the serial run's rows, in order, identical. (Before the
+    whole-cluster stage tried layouts in a fixed order, a request could get a different, equally cheap cluster
+    in another process: 160 vs 192 GPUs under PYTHONHASHSEED 0 and 2; see tests/test_determinism.py.)"""
     monkeypatch.setattr(sweep_pool, "MIN_POINTS_PER_WORKER", 2)  # a pool for a small grid (read in this process)
     base = PlanRequest(dollars=1e8, min_params=1e11, min_tokens=1e12)
     kwargs = dict(dollars=[1e3, 1e7, 3e7, 1e8], gpus="h100,a100-80gb")
@@ -200,11 +197,8 @@ def test_workers_give_the_serial_result(monkeypatch):
     assert [f.field for f in pooled.failures] == [f.field for f in serial.failures]
     assert len(pooled.rows) == len(serial.rows) == 6
     for got, want in zip(pooled.rows, serial.rows, strict=True):
-        assert {k: got[k] for k in ("dollars", "gpu", "precision")} == {k: want[k] for k in ("dollars", "gpu",
-                                                                                            "precision")}
-        assert got["loss"] == pytest.approx(want["loss"], rel=2e-3)
-        assert got["total_cost_usd"] == pytest.approx(want["total_cost_usd"], rel=1e-3)
-        assert got["params"] == pytest.approx(want["params"], rel=0.1)
+        assert {k: v for k, v in got.items() if k != "elapsed_s"} == {k: v for k, v in want.items()
+                                                                       if k != "elapsed_s"}
     assert sweep_pool.chunk_size(1000, 2) == 64 and sweep_pool.chunk_size(8, 2) == 1
 
 
@@ -251,13 +245,13 @@ def test_grid_of_keeps_no_requests():
 
 def _modules_after(argv: list[str], names: tuple[str, ...]) -> list[str]:
     code = (
-        "import sys\nfrom cli import app\n"
+        "import json, sys\nfrom cli import app\n"
         f"sys.argv = ['planner', *{argv!r}]\n"
         "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        f"print(sorted(m for m in {names!r} if m in sys.modules), file=sys.stderr)"
+        f"print(json.dumps(sorted(m for m in {names!r} if m in sys.modules)), file=sys.stderr)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return eval(out.stderr.strip().splitlines()[-1])  # noqa: S307 - our own printed list of names
+    return json.loads(out.stderr.strip().splitlines()[-1])
 
 
 HEAVY = ("cvxpy", "scipy", "numpy", "planner", "planner.export", "matplotlib", "openpyxl", "pandas")
@@ -273,7 +267,7 @@ def test_help_imports_no_numerics(argv):
 
 def test_cold_optimize_imports_no_export_plot_or_table_modules():
     got = _modules_after(["optimize", "--budget", "1e22", "--json"], HEAVY)
-    assert "planner" in got  # it did plan (cvxpy only when its program is not cached yet)
+    assert "planner" in got and "numpy" in got  # it did plan (cvxpy only when the program is not cached yet)
     assert not {"planner.export", "matplotlib", "openpyxl", "pandas"} & set(got), got
 
 

@@ -19,7 +19,7 @@ def test_deadline_and_sizing_in_hours():
 def test_no_other_day_hour_conversion():
     pattern = re.compile(r"[*/]\s*24(\.0)?\b")
     offenders = []
-    for path in [*ROOT.glob("planner/*.py"), *ROOT.glob("cost_models/*.py"), ROOT / "cli.py"]:
+    for path in [*ROOT.glob("planner/**/*.py"), *ROOT.glob("cost_models/*.py"), *ROOT.glob("cli/*.py")]:
         if path.name == "request.py":
             continue
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -1,0 +1,5 @@
+"""``python -m cli``: the planner command line."""
+
+from cli import app
+
+app()
