@@ -406,6 +406,22 @@ def _inaccurate(self, *a, **k):
 
 FAULTS = {"RuntimeError": _raise(RuntimeError), "ValueError": _raise(ValueError), "inaccurate": _inaccurate,
           "ArithmeticError": _raise(ArithmeticError)}
+
+
+def _direct_fault(fault: str):
+    """The same fault on the direct cone path (planner.cone.ConeProgram.solve_data, Clarabel without cvxpy)."""
+    from planner.cone import ConeProgram
+
+    if fault != "inaccurate":
+        return _raise({"RuntimeError": RuntimeError, "ValueError": ValueError,
+                       "ArithmeticError": ArithmeticError}[fault])
+    real = ConeProgram.solve_data
+
+    def inaccurate(self, *a, **k):
+        ans = real(self, *a, **k)
+        ans.status = "optimal_inaccurate"
+        return ans
+    return inaccurate
 FAULT_COMMANDS = [["optimize", "--budget", "1e22"], ["optimize", "--dollars", "1e6", "--deadline-days", "10"],
                   ["optimize", "--budget", "1e23", "--moe"],
                   ["optimize", "--budget", "1e23", "--unique-tokens", "1e10"],
@@ -416,7 +432,10 @@ FAULT_COMMANDS = [["optimize", "--budget", "1e22"], ["optimize", "--dollars", "1
 def test_injected_solver_faults(fault, monkeypatch):
     import cvxpy as cp
 
-    monkeypatch.setattr(cp.Problem, "solve", FAULTS[fault])
+    from planner.cone import ConeProgram
+
+    monkeypatch.setattr(ConeProgram, "solve_data", _direct_fault(fault))  # the direct path (Clarabel)
+    monkeypatch.setattr(cp.Problem, "solve", FAULTS[fault])  # cvxpy's path (the SCS fallback, and the reference)
 
     def one(args):
         result = runner.invoke(app, [*args, "--json"])
