@@ -31,7 +31,7 @@ from planner.solve import (
     solve_layout,
     solver_failure,
 )
-from planner.whole import make_whole
+from planner.whole_search import make_whole
 
 # --precision any tries these; fp4 training has no verified loss model here, so it is only used when asked for.
 _PRECISIONS = ("bf16", "fp16", "fp8")

@@ -1,0 +1,252 @@
+"""Search the launchable plans near the program's optimum: shapes, layouts, whole devices and batches.
+
+``make_whole`` scans the rounded shape and its neighbours, the program's layout and its neighbours (and the
+fastest layout at each target size), whole device counts near the program's and the sizing horizon's, and
+whole batches near the program's; each candidate's tokens are re-solved in closed form by
+``planner.whole.evaluate_whole`` and the best that meets every limit wins (``planner.whole.verify`` re-checks
+it). For the time objective, shapes across a factor 3 are screened with a quick look first (see ``widen``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from cost_models.architecture import ModelShape
+from cost_models.cluster import Layout
+from cost_models.layout_search import evaluate_layout, fastest_layout
+from planner.request import PlanRequest
+from planner.solve import Solved
+from planner.whole import (
+    ClusterLine,
+    LawMemo,
+    WholePlan,
+    cluster_line,
+    device_candidates,
+    evaluate_whole,
+    objective_of,
+    shape_candidates,
+    verify,
+)
+
+SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
+WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
+SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
+
+
+def _tp_for(shape: ModelShape, lay: Layout, top: int) -> Layout:
+    """``lay`` with the largest power-of-two tensor parallel up to ``top`` that divides the shape's heads."""
+    tp = max(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= max(top, 1) and shape.heads % t == 0)
+    return lay if tp == lay.tp else lay.model_copy(update={"tp": tp})
+
+
+def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
+                  fastest: dict[float, Layout] | None = None) -> set[Layout]:
+    """The program's layout, its tp and pp neighbours, and the fastest layout at each target size (searched once
+    per target when ``fastest`` is given: later shapes reuse it with tensor parallel fitted to their heads)."""
+    cand, lay = solved.cand, solved.layout
+    # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
+    tp_top = max(lay.tp, cand.acc.devices_per_node if request.objective == "time" else 1)
+    tp_ok = request.tensor_parallel or max(t for t in (1, 2, 4, 8, 16, 32, 64)
+                                           if t <= tp_top and shape.heads % t == 0)
+    if tp_ok != lay.tp:
+        lay = lay.model_copy(update={"tp": tp_ok})
+    out = {lay}
+    # its tensor-parallel neighbours (for wall-clock every smaller degree: a small model's TP traffic can cost
+    # more than the devices a larger degree feeds)
+    tps = (lay.tp // 8, lay.tp // 4, lay.tp // 2, lay.tp * 2) if request.objective == "time" else (
+        lay.tp // 2, lay.tp * 2)
+    for tp in tps:
+        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.heads % tp == 0:
+            out.add(lay.model_copy(update={"tp": tp}))
+    for pp in (lay.pp // 2, lay.pp * 2):
+        if 1 <= pp <= shape.layers:
+            out.add(lay.model_copy(update={"pp": pp}))
+    # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
+    seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
+    pp = lay.pp
+    while seqs_per_rank < 16 and pp * 2 <= min(shape.layers, 64):
+        pp *= 2
+        seqs_per_rank *= 2
+        for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
+            if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.heads % tp == 0:
+                out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
+    for t in targets:
+        if fastest is not None and t in fastest:
+            if fastest[t] is not None:
+                top = request.tensor_parallel or fastest[t].tp
+                out.add(_tp_for(shape, fastest[t], top))
+            continue
+        near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
+        if fastest is not None:
+            fastest[t] = None
+        if near:
+            g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
+            b = fastest_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
+                               devices=g, mfu=request.mfu, tp=request.tensor_parallel)
+            if b is not None:
+                out.add(b.layout)
+                if fastest is not None:
+                    fastest[t] = b.layout
+    return out
+
+
+def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
+    """The best launchable plan near the program's optimum (None if no neighbour meets every limit)."""
+    sol = solved.sol
+    sizing_h = None if (request.deadline_days or request.objective == "time") else request.sizing_hours
+    targets = [sol.devices]
+    cap = math.inf
+    if sizing_h is not None and "throughput" in sol.sides:
+        # the fewest devices that finish within the sizing horizon, but no more than the batch law's optimal
+        # batch can feed (more data-parallel ranks would force a larger batch and cost tokens)
+        needed_h = sol.sides["throughput"][0] / (3600.0 * (request.goodput or 0.90))
+        lay = solved.layout
+        if "law_batch" in sol.sides:  # with the deepest model parallelism the search may use
+            mp_max = min(8, solved.cand.acc.devices_per_node) * min(8, solved.shape.layers)
+            cap = max(1.0, sol.sides["law_batch"][0] * mp_max / (lay.micro_batch * request.seq_len))
+        targets.append(min(cap, max(1.0, sol.devices * needed_h / sizing_h)))
+    lay = solved.layout
+    per_rank = sol.batch_tokens * lay.tp * lay.pp / (max(sol.devices, 1.0) * lay.micro_batch * request.seq_len)
+    if per_rank < 16:  # a coarse batch: fewer data-parallel ranks may beat the program's device count
+        targets += [sol.devices * f for f in (0.7, 0.5, 0.35, 0.25) if sol.devices * f >= 1]
+    scan = _Scan(request, solved)
+    scan.add(targets)
+    if request.objective == "time" and scan.best is not None:
+        # wall-clock is rugged in N (which tensor-parallel degrees divide the heads, whole batches per rank) and
+        # the program saw one layout: screen shapes across a factor 3 (and every shape of the family near the
+        # most promising) with a quick look, and search the best of them fully
+        scan.widen(targets, solved.sol.params)
+    for _ in range(3):  # per-device speed drops with scale: retarget from the launchable plans found so far
+        best = scan.choose(sizing_h)
+        if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
+            break
+        fastest = min(scan.near(), key=lambda p: p.hours)
+        g = min(cap, fastest.devices * fastest.hours / sizing_h * 1.05)
+        if g <= fastest.devices * 1.01:
+            break
+        scan.add([g])
+    best = scan.choose(sizing_h, max_devices=cap * 1.2)
+    if best is None:
+        return None
+    best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
+                                    devices=best.devices, mfu=request.mfu)
+    return best if not verify(request, solved, best) else None
+
+
+class _Scan:
+    """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch."""
+
+    def __init__(self, request: PlanRequest, solved: Solved):
+        self.request, self.solved = request, solved
+        self.pool: list[WholePlan] = []
+        self.best: WholePlan | None = None
+        self.memo, self.best_deff = LawMemo(solved.var), {}
+        self.seen: set[tuple] = set()
+        self.shapes = shape_candidates(solved, request)
+        # the time objective scans many shapes: the fastest-layout search runs once per device target
+        self.fastest: dict[float, Layout] | None = {} if request.objective == "time" else None
+
+    def add(self, targets: list[float]) -> None:
+        request, solved, sol = self.request, self.solved, self.solved.sol
+        per_node = solved.cand.acc.devices_per_node
+        for shape, n_law in self.shapes:
+            # in a fixed order: ties keep the first plan found, which must not depend on set hashing
+            for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest), key=Layout.label):
+                for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
+                    key = (shape.layers, shape.d_model, lay, g)
+                    if key in self.seen:
+                        continue
+                    self.seen.add(key)
+                    c = cluster_line(request, solved, shape, n_law, lay, g)
+                    if c is not None:
+                        self._batches(c, n_law, sol.batch_tokens)
+
+    def widen(self, targets: list[float], params: float) -> None:
+        """Screen shapes across a factor 3 of ``params`` with a quick look (``_quick``), then every shape of the
+        family within ±8% of the three most promising, and search the WIDEN best within SCREEN of the best
+        plan fully."""
+        looks: dict[tuple, tuple[float, ModelShape, float]] = {}
+
+        def screen(at: float, factors: tuple[float, ...]) -> None:
+            for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
+                key = (shape.layers, shape.d_model)
+                if key in looks or any((s.layers, s.d_model) == key for s, _ in self.shapes):
+                    continue
+                quick = self._quick(shape, n_law, targets)
+                looks[key] = (quick.hours if quick is not None else math.inf, shape, n_law)
+
+        screen(params, tuple(3 ** (k / 12) for k in range(-12, 13)))
+        for _hours, _shape, n_law in sorted(looks.values(), key=lambda x: x[0])[:3]:
+            screen(n_law, tuple(1.01**k for k in range(-8, 9)))
+        ranked = sorted((x for x in looks.values() if x[0] <= self.best.hours * SCREEN), key=lambda x: x[0])
+        self.shapes = self.shapes + [(shape, n) for _, shape, n in ranked[:WIDEN]]
+        self.add(targets)
+
+    def _quick(self, shape: ModelShape, n_law: float, targets: list[float]) -> WholePlan | None:
+        """The best of the program's layout with the largest tensor parallel that splits the heads (and a half
+        and a quarter of it), each on the most devices near the first target and on as many as the program's
+        batch feeds with one micro-batch per rank (fewer ranks allow a finer whole batch)."""
+        request, solved = self.request, self.solved
+        per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
+        top = _tp_for(shape, solved.layout, request.tensor_parallel or per_node)
+        found = None
+        tps = {_tp_for(shape, top, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
+        for lay in sorted(tps, key=Layout.label):
+            fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
+            for t in (targets[0], fed):
+                near = device_candidates(t, lay, per_node, request.max_gpus)
+                g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
+                c = cluster_line(request, solved, shape, n_law, lay, g) if g is not None else None
+                plan = self._batches(c, n_law, batch) if c is not None else None
+                if plan is not None and (found is None or plan.hours < found.hours):
+                    found = plan
+        return found
+
+    def _batches(self, c: ClusterLine, n_law: float, batch: float) -> WholePlan | None:
+        """Evaluate whole batches around ``batch`` on cluster ``c``; the best plan found there (or None)."""
+        found = None
+        # the batch law allows down to LAW_BATCH_FLOOR of its optimum, and for wall-clock or dollars a smaller
+        # whole batch (fewer tokens above the critical batch) can beat the program's: look down to one unit
+        low = 0.75 if self.request.objective == "loss" else 0.25
+        k_lo = max(1, math.floor(low * batch / c.unit))
+        k_hi = max(k_lo + 1, math.ceil(1.5 * batch / c.unit))
+        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 10 else sorted(
+            {round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)})
+        objective = self.request.objective
+        for k in ks:
+            plan = evaluate_whole(self.request, self.solved, c, float(k * c.unit), self.memo)
+            if plan is None:
+                continue
+            if objective == "loss":  # the law only for plans that could win on tokens
+                top = self.best_deff.get(n_law)
+                if top is not None and plan.effective_tokens < top * 0.95 and self.best is not None:
+                    continue  # 5% fewer effective tokens is well past SIZING_TOLERANCE in loss
+                self.best_deff[n_law] = max(top or 0.0, plan.effective_tokens)
+                plan.loss, plan.program_loss = self.memo.loss(n_law, plan.effective_tokens)
+            self.pool.append(plan)
+            if self.best is None or objective_of(plan, objective) < objective_of(self.best, objective):
+                self.best = plan
+            if found is None or objective_of(plan, objective) < objective_of(found, objective):
+                found = plan
+        return found
+
+    def near(self) -> list[WholePlan]:
+        """Plans within SIZING_TOLERANCE of the best objective."""
+        top = objective_of(self.best, self.request.objective) * (1 + SIZING_TOLERANCE)
+        return [p for p in self.pool if objective_of(p, self.request.objective) <= top]
+
+    def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
+        """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
+        devices than ``max_devices`` for the sake of sizing alone)."""
+        if self.best is None:
+            return None
+        near = [p for p in self.near() if p.devices <= max_devices] or self.near()
+        return min(near, key=lambda p: _rank(p, self.request.objective, sizing_h))
+
+
+def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
+    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars
+    (or, when none finishes in time, the soonest), then the objective: sizing never costs more than 0.1% of the
+    objective."""
+    late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
+    return (late, plan.hours if late else plan.total_cost_usd, objective_of(plan, objective), plan.devices)
