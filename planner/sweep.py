@@ -239,7 +239,7 @@ def iter_sweep(
 
     The grid is validated when this is called (InputError for a bad axis); the points are solved as the
     iterator is consumed, on ``workers`` processes (None: every core; used for large grids only, see
-    ``planner.sweep_pool``; rows match a serial run's within the plans' rounding). A script that uses several
+    ``planner.sweep_pool``; rows equal a serial run's). A script that uses several
     workers must start from ``if __name__ == "__main__":`` (worker processes import the main module, as
     ``multiprocessing`` requires).
     """

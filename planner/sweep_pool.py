@@ -6,10 +6,8 @@ product (row-major, as ``itertools.product``), built on demand, so no list of re
 processes in contiguous chunks (neighbouring points reuse the programs a worker has compiled for their
 constraint set and layouts) and at most ``2 × workers`` chunks are in flight, so memory stays bounded however
 large the grid. Each point is ``optimize`` of its request and the sweep carries nothing from one point to the
-next, so the number of workers and the chunking change nothing the sweep controls. (The planner itself can
-return a different, equally good whole cluster for the same request in another process -- its answer depends on
-the process's string-hash seed and on the programs it compiled before -- so rows from workers match a serial
-run's within the launchable plans' rounding, not always bit for bit; tests/test_sweep_stream.py.)
+next, so the number of workers and the chunking change nothing: rows from workers equal a serial run's
+(tests/test_sweep_stream.py; the planner gives the same plan in any process, tests/test_determinism.py).
 
 Workers start with ``forkserver`` where the platform has it, else ``spawn`` -- never ``fork``: the caller may
 run planner calls in other threads, and a forked child would inherit their locks mid-use.
