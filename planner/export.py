@@ -1,22 +1,9 @@
 """Export a Plan or a SweepResult: CSV (csv module), JSON, and an editable xlsx capacity plan (openpyxl,
 built by ``planner.workbook``).
 
-The xlsx has two sheets a person edits and reads:
-
-- **Inputs**: the assumptions in column B (goodput, power utilization, PUE, serving efficiency), the request's
-  limits, the law with its coefficients and citation, a table of accelerators (price per device-hour, TDP) and
-  a table of throughput assumptions (peak FLOP/s at the precision used, MFU).
-- **Plan**: one row per scenario. Params, tokens, loss and devices are the planner's values; the derived cells
-  are live formulas of the Inputs sheet: FLOPs = 6·N·D; device-hours = FLOPs / (peak · MFU · goodput · 3600);
-  hours = device-hours / devices; training $ = device-hours × price; $ per million served output tokens =
-  serving price × device-seconds per output token × 1e6 / 3600 (the serving model's figure for the plan's
-  serving configuration, cost_models.serving); serving $ = (output tokens × s/token + input tokens × s/input
-  token) × serving price / 3600; energy kWh =
-  devices × TDP × power utilization × hours × PUE / 1000. Changing a price in Inputs moves every total.
-
-A sweep adds an **Infeasible** sheet (grid points that could not be planned, with the reason). Every text cell
-that starts with = + - @ (or a tab / carriage return) is written as a string with Excel's quote prefix, so a
-law id, accelerator name or file path cannot become a formula (CSV cells get a leading apostrophe).
+The workbook's sheets (Inputs, Plan, Infeasible), its live formulas and how text cells are kept from
+becoming formulas are described in ``planner.workbook``. CSV cells that start with = + - @ get a leading
+apostrophe.
 """
 
 from __future__ import annotations
