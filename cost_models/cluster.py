@@ -324,6 +324,12 @@ def mfu(model_flops_per_token: float, batch_tokens: float, devices: float, step:
 # ---- layouts to enumerate
 
 
+def with_tp_for_heads(layout: Layout, heads: int, top: int) -> Layout:
+    """``layout`` with the largest power-of-two tensor parallel up to ``top`` that divides ``heads``."""
+    tp = max(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= max(top, 1) and heads % t == 0)
+    return layout if tp == layout.tp else layout.model_copy(update={"tp": tp})
+
+
 def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | None = None,
                       pp: int | None = None, micro_batch: int | None = None,
                       recompute: Recompute | None = None, zero_stage: int | None = None,

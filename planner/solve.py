@@ -12,7 +12,15 @@ from typing import Any
 
 from cost_models.architecture import ModelShape, active_params
 from cost_models.catalog import Accelerator
-from cost_models.cluster import Hardware, Layout, LayoutNumbers, candidate_layouts, layout_numbers, terms_of_shape
+from cost_models.cluster import (
+    Hardware,
+    Layout,
+    LayoutNumbers,
+    candidate_layouts,
+    layout_numbers,
+    terms_of_shape,
+    with_tp_for_heads,
+)
 from cost_models.cluster import memory_bytes as _memory_bytes
 from cost_models.cluster import step_seconds as _step_seconds
 from cost_models.throughput import DEFAULT_GOODPUT
@@ -236,8 +244,7 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         # tensor parallel must split the rounded shape's heads; for wall-clock the program keeps its degree (a
         # relaxation: the whole-cluster stage scans sizes across a factor 3 for shapes whose heads it divides)
         if shape.heads % layout.tp and request.objective != "time":
-            layout = layout.model_copy(update={"tp": max(t for t in (1, 2, 4, 8, 16, 32, 64)
-                                                         if t <= layout.tp and shape.heads % t == 0)})
+            layout = with_tp_for_heads(layout, shape.heads, layout.tp)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = certified(get_program(law, st).solve(values))
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:

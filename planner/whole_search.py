@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from cost_models.architecture import ModelShape
-from cost_models.cluster import Layout
+from cost_models.cluster import Layout, with_tp_for_heads
 from cost_models.layout_search import evaluate_layout, fastest_layout
 from planner.request import PlanRequest
 from planner.solve import Solved
@@ -33,23 +33,18 @@ WIDEN = 4  # time objective: how many screened shapes are searched fully per wid
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
 
 
-def _tp_for(shape: ModelShape, lay: Layout, top: int) -> Layout:
-    """``lay`` with the largest power-of-two tensor parallel up to ``top`` that divides the shape's heads."""
-    tp = max(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= max(top, 1) and shape.heads % t == 0)
-    return lay if tp == lay.tp else lay.model_copy(update={"tp": tp})
-
-
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
                   fastest: dict[float, Layout] | None = None) -> set[Layout]:
     """The program's layout, its tp and pp neighbours, and the fastest layout at each target size (searched once
     per target when ``fastest`` is given: later shapes reuse it with tensor parallel fitted to their heads)."""
     cand, lay = solved.cand, solved.layout
     # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
-    tp_top = max(lay.tp, cand.acc.devices_per_node if request.objective == "time" else 1)
-    tp_ok = request.tensor_parallel or max(t for t in (1, 2, 4, 8, 16, 32, 64)
-                                           if t <= tp_top and shape.heads % t == 0)
-    if tp_ok != lay.tp:
-        lay = lay.model_copy(update={"tp": tp_ok})
+    if request.tensor_parallel:
+        if request.tensor_parallel != lay.tp:
+            lay = lay.model_copy(update={"tp": request.tensor_parallel})
+    else:
+        lay = with_tp_for_heads(lay, shape.heads, max(lay.tp, cand.acc.devices_per_node
+                                                      if request.objective == "time" else 1))
     out = {lay}
     # its tensor-parallel neighbours (for wall-clock every smaller degree: a small model's TP traffic can cost
     # more than the devices a larger degree feeds)
@@ -74,7 +69,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         if fastest is not None and t in fastest:
             if fastest[t] is not None:
                 top = request.tensor_parallel or fastest[t].tp
-                out.add(_tp_for(shape, fastest[t], top))
+                out.add(with_tp_for_heads(fastest[t], shape.heads, top))
             continue
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
         if fastest is not None:
@@ -188,9 +183,9 @@ class _Scan:
         batch feeds with one micro-batch per rank (fewer ranks allow a finer whole batch)."""
         request, solved = self.request, self.solved
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
-        top = _tp_for(shape, solved.layout, request.tensor_parallel or per_node)
+        top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
         found = None
-        tps = {_tp_for(shape, top, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
+        tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
         for lay in sorted(tps, key=Layout.label):
             fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
             for t in (targets[0], fed):
