@@ -13,7 +13,7 @@ from planner.hyperparams import law_batch_tokens, law_hyperparameters
 from planner.plan import ConstraintReport, ParallelismPlan, Plan, RoundedPlan
 from planner.program import CONSTRAINTS, DATA, INTERNAL, Param, get_program
 from planner.request import PlanRequest, hours_to_days
-from planner.solve import Solved, certified, critical_batch_tokens, lr_law_of
+from planner.solve import Solved, critical_batch_tokens, lr_law_of
 from planner.whole import WholePlan
 
 BINDING_SLACK = 1e-3  # a constraint binds when its dual is positive and its relative slack at most this
@@ -58,7 +58,7 @@ def constraint_reports(request: PlanRequest, s: Solved) -> tuple[list[Constraint
         if lam > 0 and key in s.values:  # a re-solve with this limit 10% higher
             bumped = dict(s.values)
             bumped[key] = bumped[key] * 1.1
-            again = certified(program.solve(bumped))
+            again = program.solve(bumped)
             if again.status == "optimal":
                 change = _program_objective(s, again, request.objective) - base
         reports.append(ConstraintReport(name=name, limit=limit, value=value, unit=unit,

@@ -355,8 +355,7 @@ def _layout_rank(s: Solved, objective: str) -> tuple:
     the layout needs for its plan, so ties go to the most efficient layout, the same one on every call."""
     est = s.estimate(objective)
     needed = s.sol.sides.get("throughput", (math.inf, 0.0))[0] * s.sol.devices
-    key = round(math.log(est) * 1e7) if 0 < est < math.inf else (est if est <= 0 else math.inf)
-    return (key, needed, s.layout.label())
+    return (round(math.log(est) * 1e7) if est > 0 else est, needed, s.layout.label())
 
 
 class _Ranked(list):

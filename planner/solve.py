@@ -4,7 +4,6 @@ the layout search around it and the diagnosis of infeasible requests.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -246,7 +245,7 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         if shape.heads % layout.tp and request.objective != "time":
             layout = with_tp_for_heads(layout, shape.heads, layout.tp)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
-        sol = certified(get_program(law, st).solve(values))
+        sol = get_program(law, st).solve(values)
         if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
             break
         n = sol.params
@@ -256,14 +255,6 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         serving = program_serving_at(request, var, cand, sol.params)
     return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
                   if sol.status == "optimal" else shape, serving)
-
-
-def certified(sol: Solution) -> Solution:
-    """``sol``, or a solver_error when an "optimal" answer carries a non-finite objective or variable."""
-    numbers = (sol.value, sol.params, sol.tokens, sol.devices, sol.hours, sol.effective_tokens, sol.batch_tokens)
-    if sol.status != "optimal" or all(math.isfinite(x) and x > 0 for x in numbers):
-        return sol
-    return dataclasses.replace(sol, status="solver_error", errors=[*sol.errors, "optimal with a non-finite value"])
 
 
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
@@ -317,7 +308,7 @@ def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dic
     parts = []
     for name in sorted(st.active - ALWAYS - DATA - {"sizing"}):
         est = Structure(**{**st.__dict__, "elastic": name})
-        sol = certified(get_program(law, est).solve(values))
+        sol = get_program(law, est).solve(values)
         if sol.status != "optimal":
             continue
         factor = max(sol.value, 1.0) * (1 + 1e-4)
