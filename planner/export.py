@@ -8,7 +8,6 @@ apostrophe.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from planner.errors import InputError
 from planner.plan import Plan
 from planner.safe_io import Outputs, write_output
-from planner.sweep import ROW_KEYS, SweepResult, plan_row
+from planner.sweep import SweepResult, plan_row
 from planner.workbook import XLSX_MAX_TEXT, write_xlsx, xlsx_text
 from planner.workbook.cells import FORMULA_START
 
@@ -53,15 +52,9 @@ def write_csv(target: Plan | SweepResult, path: str | Path, *, field: str = "csv
     staged in ``outputs`` to be renamed with the command's other files."""
     rows = _rows(target)
 
-    def writer(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(ROW_KEYS), extrasaction="ignore")
-            w.writeheader()
-            for row in rows:
-                w.writerow({k: escape_text(v) if isinstance(v, str) else ("" if v is None else v)
-                            for k, v in row.items()})
+    from planner.sweep_digest import write_csv_rows
 
-    return write_output(path, field, writer, outputs)
+    return write_output(path, field, lambda tmp: write_csv_rows(tmp, rows), outputs)
 
 
 def to_json(target: Plan | SweepResult) -> dict[str, Any]:

@@ -123,8 +123,8 @@ class SweepDigest:
 
 
 def write_csv_rows(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write ``rows`` to ``path`` as they come, in ``planner.export.write_csv``'s format (columns ``ROW_KEYS``,
-    formula-like text escaped); returns the rows written. Use it on a staged temporary file
+    """Write ``rows`` to ``path`` as they come (``planner.export.write_csv`` writes through it): columns
+    ``ROW_KEYS``, formula-like text escaped; returns the rows written. Use it on a staged temporary file
     (``planner.safe_io.Outputs``) so the destination is replaced only by a complete file."""
     from planner.export import escape_text
 
