@@ -53,16 +53,30 @@ def cache_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
-    """Installed versions of the packages a compiled program depends on (read without importing them)."""
+    """Installed versions of the packages a compiled program depends on, read from the first ``*.dist-info``
+    folder of each on ``sys.path`` (one directory scan; importlib.metadata, 10 ms for five packages, only for
+    those not found that way); nothing is imported."""
     from importlib import metadata
 
-    out = {}
-    for name in PACKAGES:
+    want = {name.replace("-", "_"): name for name in PACKAGES}
+    out: dict[str, str] = {}
+    for entry in sys.path:
         try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
+            names = [e.name for e in os.scandir(entry or ".") if e.name.endswith(".dist-info")]
+        except OSError:
+            continue
+        for folder in names:
+            dist, _, version = folder[: -len(".dist-info")].partition("-")
+            name = want.get(dist.lower().replace("-", "_").replace(".", "_"))
+            if name is not None and name not in out and version:
+                out[name] = version
+    for name in PACKAGES:
+        if name not in out:
+            try:
+                out[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                out[name] = "absent"
+    return {name: out[name] for name in PACKAGES}
 
 
 @lru_cache(maxsize=64)

@@ -207,3 +207,15 @@ def test_cached_cold_run_does_not_import_cvxpy(tmp_path):
             for _ in range(2)]
     assert runs[0]["cvxpy"] is True
     assert runs[1] == {"cvxpy": False, "scipy_stats": False, "export": False, "params": runs[0]["params"]}
+
+
+def test_versions_match_installed_metadata():
+    """The directory scan reads the same versions importlib.metadata reports (the cache key depends on them)."""
+    from importlib import metadata
+
+    for name, version in pc.versions().items():
+        try:
+            expected = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            expected = "absent"
+        assert version == expected, name
