@@ -1,6 +1,7 @@
 """CLI: JSON contract, tables, one-line errors with exit code 2, lazy cvxpy import."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,26 @@ def test_malformed_and_empty_files_one_line(tmp_path, body, args):
     r = run(*[a.replace("{f}", str(f)) for a in args])
     assert r.exit_code == 2
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,code,expect",
+    [
+        (["optimize", "--help"], 0, "Usage: planner optimize [OPTIONS]"),
+        (["serve-cost", "--help"], 0, "Usage: planner serve-cost [OPTIONS]"),
+        (["optimize", "--budget", "-1"], 2, "error: --budget: must be a number of FLOPs"),
+        (["optimize", "--bogus", "1"], 2, "error: No such option: --bogus"),
+        (["nope"], 2, "error: No such command 'nope'."),
+        (["laws", "show", "kaplan-2020"], 0, "kaplan-2020"),
+        (["gpus", "--json"], 0, '"accelerators"'),
+    ],
+)
+def test_program_builds_only_the_named_command(argv, code, expect):
+    """Run as a program (``app()``), the CLI builds only the command it runs; parsing, help and errors are the
+    same as the full app's."""
+    prog = "import sys; from cli import app; sys.argv = ['planner'] + sys.argv[1:]; app()"
+    out = subprocess.run([sys.executable, "-c", prog, *argv], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == code, out.stderr
+    assert expect in (out.stdout + out.stderr)
+    assert "Traceback" not in out.stderr
