@@ -171,10 +171,17 @@ def layout_numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k
     """The numbers of ``layout`` on ``hw`` (plain floats).
 
     With ``mfu`` given, the step is model FLOPs (6N per token) at mfu × peak and nothing else: the user's MFU
-    already includes every overhead; memory still follows the layout.
+    already includes every overhead; memory still follows the layout. Memoized (a pure function of its
+    arguments; the result is frozen).
     """
+    return _layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=8192)
+def _layout_numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                    mfu: float | None) -> LayoutNumbers:
     if mfu is not None:
-        base = layout_numbers(layout, hw, seq_len, vocab, top_k, moe)
+        base = _layout_numbers(layout, hw, seq_len, vocab, top_k, moe, None)
         return replace(base, tp_comm=None, pp_idle=None, dp_comm=None, ep_comm=None, dp_comm_expert=None,
                        inv_peak=1.0 / (mfu * hw.peak), attention=None, recompute_dense=None)
     tp, pp, ep = layout.tp, layout.pp, layout.ep
@@ -337,6 +344,14 @@ def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | 
     """Every layout of the search: powers of two for tp (≤ a node) and pp (≤ max_pp), micro-batch 1,
     selective or full recomputation, ZeRO-1 or ZeRO-3, ep the largest power of two ≤ experts and ≤ 64;
     a given option pins its dimension."""
+    return list(_candidate_layouts(devices_per_node, moe_experts, tp, pp, micro_batch, recompute, zero_stage, ep,
+                                   max_pp))
+
+
+@lru_cache(maxsize=512)
+def _candidate_layouts(devices_per_node: int, moe_experts: int, tp: int | None, pp: int | None,
+                       micro_batch: int | None, recompute: Recompute | None, zero_stage: int | None, ep: int | None,
+                       max_pp: int) -> tuple[Layout, ...]:
     tps = [tp] if tp else [t for t in (1, 2, 4, 8) if t <= devices_per_node]
     pps = [pp] if pp else [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_pp]
     mbs = [micro_batch] if micro_batch else [1]
@@ -346,5 +361,5 @@ def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | 
         eps = [ep] if ep else [min(2 ** int(math.log2(moe_experts)), 64)]
     else:
         eps = [1]
-    return [Layout(tp=t, pp=p, micro_batch=b, recompute=r, zero_stage=z, ep=e)
-            for t in tps for p in pps for b in mbs for r in rcs for z in zs for e in eps]
+    return tuple(Layout(tp=t, pp=p, micro_batch=b, recompute=r, zero_stage=z, ep=e)
+                 for t in tps for p in pps for b in mbs for r in rcs for z in zs for e in eps)

@@ -9,20 +9,22 @@ and the calibration all use these two functions.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
 from cost_models.cluster import (
     Hardware,
     Layout,
+    LayoutNumbers,
     as_numbers,
     candidate_layouts,
     layout_numbers,
-    memory_bytes,
     memory_parts,
     step_breakdown,
-    step_seconds,
     terms_of_shape,
 )
 
@@ -91,33 +93,100 @@ def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_to
 
 
 def _search_space(shape: ModelShape, hw: Hardware, pinned: dict) -> list[Layout]:
-    layouts = candidate_layouts(hw.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
-                                **{k: v for k, v in pinned.items() if v is not None})
-    if shape.is_moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
+    fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
+    return list(_space(hw.devices_per_node, shape.experts, shape.is_moe, shape.layers, fixed))
+
+
+@lru_cache(maxsize=256)
+def _space(devices_per_node: int, experts: int, moe: bool, max_pp: int, fixed: tuple) -> tuple[Layout, ...]:
+    pinned = dict(fixed)
+    layouts = candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, **pinned)
+    if moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
         layouts = [lay.model_copy(update={"ep": e}) for lay in layouts for e in _pow2_down(lay.ep)]
-    return layouts
+    return tuple(layouts)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Every layout of a search space (pp up to 64: deeper than the model is a problem like any other) with its
+    ``LayoutNumbers`` as arrays, absent terms as 0.0 (adding or multiplying an exact 0.0 leaves the plain-number
+    sums of ``cluster`` bit for bit)."""
+
+    layouts: tuple[Layout, ...]
+    ints: dict[str, np.ndarray]     # tp, pp, mp, micro_batch, ep
+    nums: dict[str, np.ndarray]     # LayoutNumbers fields
+
+
+@lru_cache(maxsize=256)
+def _table(hw: Hardware, seq_len: int, vocab: int, top_k: int, experts: int, moe: bool, mfu: float | None,
+           fixed: tuple) -> _Table:
+    layouts = _space(hw.devices_per_node, experts, moe, 64, fixed)
+    numbers = [layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu) for lay in layouts]
+    ints = {"tp": [lay.tp for lay in layouts], "pp": [lay.pp for lay in layouts],
+            "micro_batch": [lay.micro_batch for lay in layouts], "ep": [lay.ep for lay in layouts]}
+    ints = {k: np.array(v, dtype=np.int64) for k, v in ints.items()}
+    ints["mp"] = ints["tp"] * ints["pp"]
+    names = [f.name for f in fields(LayoutNumbers)]
+    columns = zip(*([getattr(n, k) for k in names] for n in numbers), strict=True)
+    nums = {k: np.array([0.0 if v is None else float(v) for v in col]) for k, col in zip(names, columns, strict=True)}
+    for a in (*ints.values(), *nums.values()):
+        a.setflags(write=False)
+    return _Table(layouts, ints, nums)
+
+
+def _table_step_memory(t: _Table, shape: ModelShape, m, batch_tokens: float, devices: int):
+    """(step seconds, memory bytes) of every layout of ``t``: ``cluster.step_seconds`` and
+    ``cluster.memory_bytes`` term by term in the same order."""
+    n = t.nums
+    flops = 6.0 * m.params + 6.0 * n["attention"] * n["seq_len"] * m.attn_width
+    extra = 2.0 * n["attention"] * n["seq_len"] * m.attn_width + n["recompute_dense"] * m.params
+    compute = flops * n["inv_peak"]
+    recompute = extra * n["inv_peak"]
+    tp_c = n["tp_comm"] * m.layers_width
+    ep_c = n["ep_comm"] * (m.moe_layers_width or 0.0)
+    share = batch_tokens / devices
+    busy = compute + recompute + tp_c + ep_c
+    dp = n["dp_comm"] * m.dense_params
+    if m.expert_params is not None:
+        dp = dp + n["dp_comm_expert"] * m.expert_params
+    step = compute * share + recompute * share + tp_c * share + ep_c * share + n["pp_idle"] * busy + dp
+    rep = n["state_rep"] * m.dense_params
+    if m.expert_params is not None:
+        rep = rep + n["state_rep_expert"] * m.expert_params
+    params_all = m.dense_params if m.expert_params is None else m.dense_params + m.expert_params
+    acts = n["act_layer"] * n["mb_seq"] * m.layers_width + n["act_work"] * n["mb_seq"] * m.width
+    memory = rep + n["state_shard"] * (params_all / devices) + acts + n["logits"] * n["mb_seq"]
+    return step, memory
+
+
+def _table_ok(t: _Table, shape: ModelShape, devices: int, batch_tokens: float, devices_per_node: int) -> np.ndarray:
+    """``layout_problems`` is empty, for every layout of ``t``."""
+    i = t.ints
+    dp = np.maximum(devices // i["mp"], 1)
+    ok = (i["tp"] <= devices_per_node) & (devices % i["mp"] == 0) & (i["pp"] <= shape.layers)
+    ok &= (shape.heads % i["tp"] == 0) & ~(batch_tokens / shape.seq_len + 1e-9 < dp * i["micro_batch"])
+    if shape.is_moe:
+        ok &= (shape.experts % i["ep"] == 0) & (dp % i["ep"] == 0)
+    return ok
 
 
 def fastest_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
                    mfu: float | None = None, **pinned) -> LayoutEstimate | None:
     """``best_layout``'s winner without evaluating every layout in full: step time and memory are read as plain
-    sums of the same cluster-model terms, and only the winner is evaluated (None if no valid layout fits)."""
-    m = terms_of_shape(shape)
-    k = shape.top_k + shape.shared_experts
-    best = None
-    for lay in _search_space(shape, hw, pinned):
-        if layout_problems(shape, lay, devices, batch_tokens, hw.devices_per_node):
-            continue
-        n = layout_numbers(lay, hw, shape.seq_len, shape.vocab, k, shape.is_moe, mfu)
-        memory = float(memory_bytes(m, n, devices))
-        if memory > hw.memory:
-            continue
-        key = (float(step_seconds(m, n, batch_tokens, devices)), memory)
-        if best is None or key < best[0]:
-            best = (key, lay)
-    if best is None:
+    sums of the same cluster-model terms over every layout at once (numpy), and only the winner is evaluated
+    (None if no valid layout fits). Ties keep the first layout of the search order."""
+    fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
+    t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
+               mfu, fixed)
+    step, memory = _table_step_memory(t, shape, terms_of_shape(shape), batch_tokens, devices)
+    ok = _table_ok(t, shape, devices, batch_tokens, hw.devices_per_node) & ~(memory > hw.memory)
+    if not ok.any():
         return None
-    return evaluate_layout(shape, best[1], hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
+    idx = np.flatnonzero(ok)
+    s = step[idx]
+    idx = idx[s == s.min()]
+    best = int(idx[np.argmin(memory[idx])])  # the first of the fastest with the least memory
+    return evaluate_layout(shape, t.layouts[best], hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
 
 
 def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int, mfu: float | None = None,
