@@ -174,27 +174,30 @@ def layout_numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k
     already includes every overhead; memory still follows the layout. Memoized (a pure function of its
     arguments; the result is frozen).
     """
-    return _layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
+    key = (layout.tp, layout.pp, layout.micro_batch, layout.recompute, layout.zero_stage, layout.ep)
+    return _layout_numbers(key, hw, seq_len, vocab, top_k, moe, mfu)
 
 
 @lru_cache(maxsize=8192)
-def _layout_numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+def _layout_numbers(layout: tuple, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
                     mfu: float | None) -> LayoutNumbers:
+    """``layout_numbers`` of ``layout`` = (tp, pp, micro_batch, recompute, zero_stage, ep) (tuples hash and
+    compare fast)."""
+    tp, pp, micro_batch, recompute, zero_stage, ep = layout
     if mfu is not None:
         base = _layout_numbers(layout, hw, seq_len, vocab, top_k, moe, None)
         return replace(base, tp_comm=None, pp_idle=None, dp_comm=None, ep_comm=None, dp_comm_expert=None,
                        inv_peak=1.0 / (mfu * hw.peak), attention=None, recompute_dense=None)
-    tp, pp, ep = layout.tp, layout.pp, layout.ep
     mp = tp * pp
-    full = layout.recompute == "full"
-    rep, shard = _STATE_BYTES[layout.zero_stage]
-    vol = _DP_VOLUME[layout.zero_stage] * GRAD_BYTES * (1.0 - DP_OVERLAP)
+    full = recompute == "full"
+    rep, shard = _STATE_BYTES[zero_stage]
+    vol = _DP_VOLUME[zero_stage] * GRAD_BYTES * (1.0 - DP_OVERLAP)
     ep_link = hw.scaleup if tp * ep <= hw.devices_per_node else hw.scaleout
     return LayoutNumbers(
-        tp=float(tp), mp=float(mp), mb_seq=float(layout.micro_batch * seq_len),
+        tp=float(tp), mp=float(mp), mb_seq=float(micro_batch * seq_len),
         tp_comm=(8.0 * (tp - 1) * (1.5 if full else 1.0) * ACT_BYTES * (1.0 - TP_OVERLAP) / hw.scaleup
                  if tp > 1 and TP_OVERLAP < 1 else None),
-        pp_idle=(pp - 1) * layout.micro_batch * seq_len / mp if pp > 1 else None,
+        pp_idle=(pp - 1) * micro_batch * seq_len / mp if pp > 1 else None,
         dp_comm=vol / (hw.scaleout * mp),
         ep_comm=(4.0 * top_k * ACT_BYTES * (1.0 - EP_OVERLAP) / ep_link if moe and ep > 1 else None),
         dp_comm_expert=vol / (hw.scaleout * pp * ep) if moe else None,

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from cost_models.architecture import ModelShape
-from cost_models.cluster import Layout
-from cost_models.layout_search import LayoutEstimate, evaluate_layout
+from cost_models.cluster import (
+    Hardware,
+    Layout,
+    as_numbers,
+    layout_numbers,
+    memory_parts,
+    step_breakdown,
+    terms_of_shape,
+)
+from cost_models.layout_search import LayoutEstimate, layout_problems
 from cost_models.training import training_flops
 from planner.critical_batch import effective_tokens, tokens_processed
 from planner.program import LAW_BATCH_FLOOR
@@ -170,17 +178,23 @@ class ClusterLine:
 
 
 def cluster_line(request: PlanRequest, solved: Solved, shape: ModelShape, n_law: float, layout: Layout,
-             devices: int) -> ClusterLine | None:
-    """The cluster's step-time line, or None when the layout cannot run there or does not fit memory."""
-    hw = solved.cand.hw
+                 devices: int, hw: Hardware | None = None) -> ClusterLine | None:
+    """The cluster's step-time line, or None when the layout cannot run there or does not fit memory: the step
+    at one and two units of batch as ``evaluate_layout`` reads it (without building its estimates)."""
+    hw = hw or solved.cand.hw
     dp = devices // (layout.tp * layout.pp)
     unit = float(dp * layout.micro_batch * shape.seq_len)
-    e1 = evaluate_layout(shape, layout, hw, batch_tokens=unit, devices=devices, mfu=request.mfu)
-    if e1.problems or (request.check_memory and not e1.fits):
+    if layout_problems(shape, layout, devices, unit, hw.devices_per_node):
         return None
-    e2 = evaluate_layout(shape, layout, hw, batch_tokens=2 * unit, devices=devices, mfu=request.mfu)
-    slope = (e2.step_seconds - e1.step_seconds) / unit
-    return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, e1.step_seconds - slope * unit))
+    m = terms_of_shape(shape)
+    n = layout_numbers(layout, hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe,
+                       request.mfu)
+    if request.check_memory and not sum(as_numbers(memory_parts(m, n, devices)).values()) <= hw.memory:
+        return None
+    s1 = sum(as_numbers(step_breakdown(m, n, unit, devices)).values())
+    s2 = sum(as_numbers(step_breakdown(m, n, 2 * unit, devices)).values())
+    slope = (s2 - s1) / unit
+    return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, s1 - slope * unit))
 
 
 class LawMemo:
