@@ -298,6 +298,20 @@ def step_seconds(m: ModelTerms, n: LayoutNumbers, batch_tokens, devices):
     return _sum(*step_breakdown(m, n, batch_tokens, devices).values())
 
 
+def step_seconds_at(m: ModelTerms, n: LayoutNumbers, batches: list[float], devices: int) -> list[float]:
+    """``sum(as_numbers(step_breakdown(m, n, b, devices)).values())`` at each batch b, the per-token terms
+    taken once (plain numbers; the same terms summed in the same order)."""
+    tok = per_token_seconds(m, n)
+    busy = _sum(*tok.values())
+    tail = [0.0 if n.pp_idle is None else n.pp_idle * busy, *as_numbers(per_step_seconds(m, n)).values()]
+    per = [0.0 if v is None else v for v in tok.values()]
+    out = []
+    for b in batches:
+        share = b / devices
+        out.append(sum([v * share for v in per] + tail))
+    return out
+
+
 def training_seconds(m: ModelTerms, n: LayoutNumbers, tokens, batch_tokens, devices):
     """Wall-clock seconds of steady training on ``tokens``: steps × step time (a posynomial)."""
     return tokens / batch_tokens * step_seconds(m, n, batch_tokens, devices)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from cost_models.cluster import (
     as_numbers,
     layout_numbers,
     memory_parts,
-    step_breakdown,
+    step_seconds_at,
     terms_of_shape,
 )
 from cost_models.layout_search import LayoutEstimate, layout_problems
@@ -68,7 +69,11 @@ class WholePlan:
 def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | None) -> list[int]:
     """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp;
     for MoE multiples of tp·pp·ep, so that ep divides the data-parallel ranks."""
-    mp = layout.tp * layout.pp * layout.ep
+    return list(_device_candidates(g, layout.tp * layout.pp * layout.ep, per_node, max_gpus))
+
+
+@lru_cache(maxsize=4096)
+def _device_candidates(g: float, mp: int, per_node: int, max_gpus: int | None) -> tuple[int, ...]:
     out = set()
     for unit in (mp, math.lcm(mp, per_node)):
         lo = max(1, math.floor(g / unit)) * unit
@@ -81,7 +86,7 @@ def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | N
         top = (max_gpus // mp) * mp
         if top >= mp and (top < per_node or top % math.lcm(mp, per_node) == 0):
             cands.append(top)
-    return sorted(set(cands))
+    return tuple(sorted(set(cands)))
 
 
 def shape_candidates(solved: Solved, request: PlanRequest, params: float | None = None,
@@ -191,8 +196,7 @@ def cluster_line(request: PlanRequest, solved: Solved, shape: ModelShape, n_law:
                        request.mfu)
     if request.check_memory and not sum(as_numbers(memory_parts(m, n, devices)).values()) <= hw.memory:
         return None
-    s1 = sum(as_numbers(step_breakdown(m, n, unit, devices)).values())
-    s2 = sum(as_numbers(step_breakdown(m, n, 2 * unit, devices)).values())
+    s1, s2 = step_seconds_at(m, n, [unit, 2 * unit], devices)
     slope = (s2 - s1) / unit
     return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, s1 - slope * unit))
 

@@ -204,4 +204,13 @@ def first_best(values: np.ndarray) -> int:
     """The index a scan keeping the first strictly smaller value ends on (NaN never wins after the first)."""
     if math.isnan(values[0]):
         return 0
-    return int(np.nanargmin(values))
+    return least(values)
+
+
+def least(values: np.ndarray) -> int:
+    """The first index of the least value that is not NaN (0 when all are NaN)."""
+    nan = np.isnan(values)
+    if nan.any():
+        idx = np.flatnonzero(~nan)
+        return int(idx[np.argmin(values[idx])]) if len(idx) else 0
+    return int(np.argmin(values))

@@ -28,7 +28,7 @@ from planner.whole import (
     shape_candidates,
     verify,
 )
-from planner.whole_scan import Rows, batch_grid, evaluate_rows, first_best
+from planner.whole_scan import Rows, batch_grid, evaluate_rows, first_best, least
 
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
 WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
@@ -238,14 +238,19 @@ class _Scan:
         if not len(values):
             return found
         self.pool.append(rows)
-        if self._best is None:
-            i = first_best(values)
-            self._best, self._best_value = (len(self.pool) - 1, i), float(values[i])
-        elif not np.isnan(values).all() and values[i := int(np.nanargmin(values))] < self._best_value:
+        i = first_best(values) if self._best is None else least(values)  # NaN never beats a best
+        if self._best is None or values[i] < self._best_value:
             self._best, self._best_value = (len(self.pool) - 1, i), float(values[i])
         starts = np.flatnonzero(np.diff(rows.line, prepend=-1))
-        for a, b in zip(starts, [*starts[1:], len(values)], strict=True):
-            found[int(rows.line[a])] = float(rows.hours[a + first_best(values[a:b])])
+        if np.isnan(values).any():  # a law that gives NaN: line by line (NaN never wins after the first)
+            for a, b in zip(starts, [*starts[1:], len(values)], strict=True):
+                found[int(rows.line[a])] = float(rows.hours[a + first_best(values[a:b])])
+            return found
+        counts = np.diff(np.append(starts, len(values)))
+        hit = np.flatnonzero(values == np.repeat(np.minimum.reduceat(values, starts), counts))
+        at, first = np.unique(rows.line[hit], return_index=True)  # each line's first row at its least value
+        for line, row in zip(at.tolist(), hit[first].tolist(), strict=True):
+            found[line] = float(rows.hours[row])
         return found
 
     def _could_win(self, rows: Rows) -> Rows:
