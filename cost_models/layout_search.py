@@ -20,6 +20,7 @@ from cost_models.cluster import (
     Hardware,
     Layout,
     LayoutNumbers,
+    ModelTerms,
     as_numbers,
     candidate_layouts,
     layout_numbers,
@@ -134,29 +135,46 @@ def _table(hw: Hardware, seq_len: int, vocab: int, top_k: int, experts: int, moe
     return _Table(layouts, ints, nums)
 
 
-def _table_step_memory(t: _Table, shape: ModelShape, m, batch_tokens: float, devices: int):
-    """(step seconds, memory bytes) of every layout of ``t``: ``cluster.step_seconds`` and
-    ``cluster.memory_bytes`` term by term in the same order."""
-    n = t.nums
+NUMBER_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
+
+
+def numbers_row(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                mfu: float | None) -> tuple[float, ...]:
+    """``layout_numbers`` as floats in NUMBER_FIELDS order (absent terms 0.0)."""
+    key = (layout.tp, layout.pp, layout.micro_batch, layout.recompute, layout.zero_stage, layout.ep)
+    return _numbers_row(key, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=8192)
+def _numbers_row(key: tuple, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                 mfu: float | None) -> tuple[float, ...]:
+    tp, pp, micro_batch, recompute, zero_stage, ep = key
+    lay = Layout(tp=tp, pp=pp, micro_batch=micro_batch, recompute=recompute, zero_stage=zero_stage, ep=ep)
+    n = layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu)
+    return tuple(0.0 if getattr(n, k) is None else float(getattr(n, k)) for k in NUMBER_FIELDS)
+
+
+def steps_and_memory(n: dict[str, np.ndarray], m: ModelTerms, batches: list, devices) -> tuple[list, np.ndarray]:
+    """(step seconds at each of ``batches``, memory bytes per device) over arrays: ``cluster.step_seconds`` and
+    ``cluster.memory_bytes`` term by term in the same order. ``n``: ``LayoutNumbers`` fields as arrays (absent
+    terms 0.0); ``m``: ``ModelTerms`` fields as numbers or arrays (None as 0.0); ``devices``: a number or array."""
+    expert = 0.0 if m.expert_params is None else m.expert_params
     flops = 6.0 * m.params + 6.0 * n["attention"] * n["seq_len"] * m.attn_width
     extra = 2.0 * n["attention"] * n["seq_len"] * m.attn_width + n["recompute_dense"] * m.params
     compute = flops * n["inv_peak"]
     recompute = extra * n["inv_peak"]
     tp_c = n["tp_comm"] * m.layers_width
-    ep_c = n["ep_comm"] * (m.moe_layers_width or 0.0)
-    share = batch_tokens / devices
-    busy = compute + recompute + tp_c + ep_c
-    dp = n["dp_comm"] * m.dense_params
-    if m.expert_params is not None:
-        dp = dp + n["dp_comm_expert"] * m.expert_params
-    step = compute * share + recompute * share + tp_c * share + ep_c * share + n["pp_idle"] * busy + dp
-    rep = n["state_rep"] * m.dense_params
-    if m.expert_params is not None:
-        rep = rep + n["state_rep_expert"] * m.expert_params
-    params_all = m.dense_params if m.expert_params is None else m.dense_params + m.expert_params
+    ep_c = n["ep_comm"] * (0.0 if m.moe_layers_width is None else m.moe_layers_width)
+    bubble = n["pp_idle"] * (compute + recompute + tp_c + ep_c)
+    dp = n["dp_comm"] * m.dense_params + n["dp_comm_expert"] * expert
+    steps = []
+    for b in batches:
+        share = b / devices
+        steps.append(compute * share + recompute * share + tp_c * share + ep_c * share + bubble + dp)
+    rep = n["state_rep"] * m.dense_params + n["state_rep_expert"] * expert
     acts = n["act_layer"] * n["mb_seq"] * m.layers_width + n["act_work"] * n["mb_seq"] * m.width
-    memory = rep + n["state_shard"] * (params_all / devices) + acts + n["logits"] * n["mb_seq"]
-    return step, memory
+    memory = rep + n["state_shard"] * ((m.dense_params + expert) / devices) + acts + n["logits"] * n["mb_seq"]
+    return steps, memory
 
 
 def _table_ok(t: _Table, shape: ModelShape, devices: int, batch_tokens: float, devices_per_node: int) -> np.ndarray:
@@ -178,7 +196,7 @@ def fastest_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devi
     fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
     t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
                mfu, fixed)
-    step, memory = _table_step_memory(t, shape, terms_of_shape(shape), batch_tokens, devices)
+    (step,), memory = steps_and_memory(t.nums, terms_of_shape(shape), [batch_tokens], devices)
     ok = _table_ok(t, shape, devices, batch_tokens, hw.devices_per_node) & ~(memory > hw.memory)
     if not ok.any():
         return None

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
+from cost_models.architecture import ModelShape
+from cost_models.cluster import Hardware, Layout, ModelTerms, terms_of_shape
+from cost_models.layout_search import NUMBER_FIELDS, numbers_row, steps_and_memory
 from cost_models.training import training_flops
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest
@@ -22,7 +26,54 @@ from planner.solve import Solved, batch_law_monomial, lr_law_of
 from planner.whole import REL_TOL, ClusterLine, LawMemo, WholePlan
 
 
-def batch_grid(objective: str, batch: float, unit: float) -> list[int]:
+def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelShape, float, Layout, int]],
+                  hw: Hardware) -> list[ClusterLine | None]:
+    """``whole.cluster_line`` for every (shape, law params, layout, devices) of ``items`` at once: the layout's
+    problems, memory and the step at one and two units of batch as ``evaluate_layout`` reads them (its sums
+    are plain left-to-right float sums, as numpy's here)."""
+    if not items:
+        return []
+    shapes = [it[0] for it in items]
+    lays = [it[2] for it in items]
+
+    def ints(values: list) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    devices = ints([it[3] for it in items])
+    tp, pp = ints([lay.tp for lay in lays]), ints([lay.pp for lay in lays])
+    mb, ep = ints([lay.micro_batch for lay in lays]), ints([lay.ep for lay in lays])
+    seq, heads = ints([s.seq_len for s in shapes]), ints([s.heads for s in shapes])
+    mp = tp * pp
+    unit = (devices // mp * mb * seq).astype(float)
+    dp = np.maximum(devices // mp, 1)
+    bad = (tp > hw.devices_per_node) | (devices % mp != 0) | (pp > ints([s.layers for s in shapes]))
+    bad |= (heads % tp != 0) | (unit / seq + 1e-9 < dp * mb)
+    moe = np.array([s.is_moe for s in shapes])
+    if moe.any():
+        experts = ints([s.experts for s in shapes])
+        bad |= moe & ((experts % ep != 0) | (dp % ep != 0))
+    table = np.array([numbers_row(lay, hw, s.seq_len, s.vocab, s.top_k + s.shared_experts, s.is_moe, request.mfu)
+                      for s, lay in zip(shapes, lays, strict=True)])
+    n = {k: table[:, i] for i, k in enumerate(NUMBER_FIELDS)}
+    terms = [terms_of_shape(s) for s in shapes]
+    m = ModelTerms(*(np.array([0.0 if getattr(t, f) is None else getattr(t, f) for t in terms])
+                     for f in ("params", "dense_params", "expert_params", "layers_width", "attn_width",
+                               "moe_layers_width", "width")))
+    with np.errstate(all="ignore"):
+        (s1, s2), memory = steps_and_memory(n, m, [unit, 2 * unit], devices)
+        if request.check_memory:
+            bad |= ~(memory <= hw.memory)
+        slope = (s2 - s1) / unit
+        per_step = np.maximum(0.0, s1 - slope * unit)
+    out: list[ClusterLine | None] = [None] * len(items)
+    for i in np.flatnonzero(~bad).tolist():
+        shape, n_law, lay, g = items[i]
+        out[i] = ClusterLine(shape, n_law, lay, g, float(unit[i]), float(slope[i]), float(per_step[i]))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
     """Whole batches k (of ``unit`` tokens) around ``batch``: the batch law allows down to LAW_BATCH_FLOOR of
     its optimum, and for wall-clock or dollars a smaller whole batch (fewer tokens above the critical batch)
     can beat the program's, so look down to a quarter (every k when there are at most 11, else 11 geometric)."""
@@ -30,8 +81,8 @@ def batch_grid(objective: str, batch: float, unit: float) -> list[int]:
     k_lo = max(1, math.floor(low * batch / unit))
     k_hi = max(k_lo + 1, math.ceil(1.5 * batch / unit))
     if k_hi - k_lo <= 10:
-        return list(range(k_lo, k_hi + 1))
-    return sorted({round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)})
+        return tuple(range(k_lo, k_hi + 1))
+    return tuple(sorted({round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)}))
 
 
 def _pow(base: np.ndarray, exponent: float, rows: np.ndarray) -> np.ndarray:
@@ -85,14 +136,14 @@ class Rows:
                          estimate=None, steps=int(self.steps[i]))
 
 
-def evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[list[int]],
+def evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[tuple[int, ...]],
                   memo: LawMemo) -> Rows:
     """``evaluate_whole`` at batch k·unit for every k of ``ks[i]`` on every line ``lines[i]``, in that order."""
     with np.errstate(all="ignore"):
         return _evaluate_rows(request, solved, lines, ks, memo)
 
 
-def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[list[int]],
+def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[tuple[int, ...]],
                    memo: LawMemo) -> Rows:
     cand, var = solved.cand, solved.var
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))

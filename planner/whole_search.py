@@ -22,13 +22,12 @@ from planner.whole import (
     ClusterLine,
     LawMemo,
     WholePlan,
-    cluster_line,
     device_candidates,
     objective_of,
     shape_candidates,
     verify,
 )
-from planner.whole_scan import Rows, batch_grid, evaluate_rows, first_best, least
+from planner.whole_scan import Rows, batch_grid, cluster_lines, evaluate_rows, first_best, least
 
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
 WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
@@ -162,7 +161,7 @@ class _Scan:
     def add(self, targets: list[float]) -> None:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
-        lines = []
+        items = []
         for shape, n_law in self.shapes:
             # in a fixed order: ties keep the first plan found, which must not depend on set hashing
             for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest), key=Layout.label):
@@ -171,9 +170,8 @@ class _Scan:
                     if key in self.seen:
                         continue
                     self.seen.add(key)
-                    c = cluster_line(request, solved, shape, n_law, lay, g, self.hw)
-                    if c is not None:
-                        lines.append(c)
+                    items.append((shape, n_law, lay, g))
+        lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
         self._batches(lines, sol.batch_tokens)
 
     def widen(self, targets: list[float], params: float) -> None:
@@ -204,16 +202,16 @@ class _Scan:
         request, solved = self.request, self.solved
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
         top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
-        lines = []
+        items = []
         tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
         for lay in sorted(tps, key=Layout.label):
             fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
             for t in (targets[0], fed):
                 near = device_candidates(t, lay, per_node, request.max_gpus)
                 g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
-                c = cluster_line(request, solved, shape, n_law, lay, g, self.hw) if g is not None else None
-                if c is not None:
-                    lines.append(c)
+                if g is not None:
+                    items.append((shape, n_law, lay, g))
+        lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
         found = None
         for hours in self._batches(lines, batch):  # each line's best plan (by the objective: here the hours)
             if hours is not None and (found is None or hours < found):

@@ -22,6 +22,7 @@ from cost_models.layout_search import _pow2_down, evaluate_layout, fastest_layou
 from planner import optimize
 from planner.rounding import fit_shape
 from planner.whole import (
+    ClusterLine,
     LawMemo,
     WholePlan,
     cluster_line,
@@ -30,7 +31,7 @@ from planner.whole import (
     objective_of,
     shape_candidates,
 )
-from planner.whole_scan import batch_grid, evaluate_rows
+from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
 from planner.whole_search import _layouts_near, _Scan
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
@@ -108,7 +109,7 @@ def test_rows_equal_scalar_evaluate_whole_at_every_batch(fields):
     for request, solved in pairs[:2]:
         lines = _lines(request, solved, rnd)
         b = solved.sol.batch_tokens
-        ks = [sorted(set(batch_grid(request.objective, b, c.unit) + [rnd.randint(1, 4 * max(1, round(b / c.unit)))]))
+        ks = [sorted(set(batch_grid(request.objective, b, c.unit)) | {rnd.randint(1, 4 * max(1, round(b / c.unit)))})
               for c in lines]
         rows = evaluate_rows(request, solved, lines, ks, LawMemo(solved.var))
         memo = LawMemo(solved.var)
@@ -213,3 +214,39 @@ def test_fastest_layout_equals_the_plain_loop():
             assert got == evaluate_layout(shape, want, hw, batch_tokens=batch, devices=g, mfu=mfu)
             checked += 1
     assert checked > 30
+
+
+def _reference_line(request, solved, shape, n_law, layout, devices):
+    """The cluster line as two full estimates read it (the previous cluster_line)."""
+    hw = solved.cand.hw
+    dp = devices // (layout.tp * layout.pp)
+    unit = float(dp * layout.micro_batch * shape.seq_len)
+    e1 = evaluate_layout(shape, layout, hw, batch_tokens=unit, devices=devices, mfu=request.mfu)
+    if e1.problems or (request.check_memory and not e1.fits):
+        return None
+    e2 = evaluate_layout(shape, layout, hw, batch_tokens=2 * unit, devices=devices, mfu=request.mfu)
+    slope = (e2.step_seconds - e1.step_seconds) / unit
+    return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, e1.step_seconds - slope * unit))
+
+
+LINE_REQUESTS = [REQUESTS[0], REQUESTS[6], dict(budget_flops=1e21, moe=True, max_experts=8, gpu="h100"),
+                 dict(budget_flops=1e21, gpu="tpu-v5p")]
+
+
+@pytest.mark.parametrize("fields", LINE_REQUESTS, ids=["dense", "mfu", "moe", "tpu"])
+def test_cluster_lines_equal_two_full_estimates(fields):
+    rnd = random.Random(str(fields))
+    request, solved = _solved_of(fields)[0]
+    items = []
+    for shape, n_law in shape_candidates(solved, request):
+        for lay in _layouts_near(request, solved, shape, [solved.sol.devices]):
+            for lay2 in (lay, lay.model_copy(update={"tp": rnd.choice([1, 2, 4, 8, 16])}),
+                         lay.model_copy(update={"pp": rnd.choice([1, 2, 4, 64, 128]), "zero_stage": 3})):
+                mp = lay2.tp * lay2.pp * lay2.ep  # the search never asks for fewer devices than tp·pp·ep
+                for g in (rnd.randint(mp, 4096), mp * rnd.randint(1, 64), mp):
+                    items.append((shape, n_law, lay2, g))
+    got = cluster_lines(request, solved, items, solved.cand.hw)
+    want = [_reference_line(request, solved, *it) for it in items]
+    assert got == want
+    assert got == [cluster_line(request, solved, *it) for it in items]
+    assert sum(x is not None for x in got) > 10 and None in got
