@@ -181,11 +181,14 @@ class _Scan:
         looks: dict[tuple, tuple[float, ModelShape, float]] = {}
 
         def screen(at: float, factors: tuple[float, ...]) -> None:
+            fresh = {}
             for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
                 key = (shape.layers, shape.d_model)
-                if key in looks or any((s.layers, s.d_model) == key for s, _ in self.shapes):
+                if key in looks or key in fresh or any((s.layers, s.d_model) == key for s, _ in self.shapes):
                     continue
-                quick = self._quick(shape, n_law, targets)
+                fresh[key] = (shape, n_law)
+            for (key, (shape, n_law)), quick in zip(fresh.items(), self._quick(list(fresh.values()), targets),
+                                                    strict=True):
                 looks[key] = (quick if quick is not None else math.inf, shape, n_law)
 
         screen(params, tuple(3 ** (k / 12) for k in range(-12, 13)))
@@ -195,27 +198,36 @@ class _Scan:
         self.shapes = self.shapes + [(shape, n) for _, shape, n in ranked[:WIDEN]]
         self.add(targets)
 
-    def _quick(self, shape: ModelShape, n_law: float, targets: list[float]) -> float | None:
-        """The hours of the best of the program's layout with the largest tensor parallel that splits the heads
-        (and a half and a quarter of it), each on the most devices near the first target and on as many as the
-        program's batch feeds with one micro-batch per rank (fewer ranks allow a finer whole batch)."""
+    def _quick(self, shapes: list[tuple[ModelShape, float]], targets: list[float]) -> list[float | None]:
+        """Per shape, the hours of the best of the program's layout with the largest tensor parallel that splits
+        the heads (and a half and a quarter of it), each on the most devices near the first target and on as
+        many as the program's batch feeds with one micro-batch per rank (fewer ranks allow a finer whole
+        batch). The shapes are searched in order, as one scan."""
         request, solved = self.request, self.solved
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
-        top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
-        items = []
-        tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
-        for lay in sorted(tps, key=Layout.label):
-            fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
-            for t in (targets[0], fed):
-                near = device_candidates(t, lay, per_node, request.max_gpus)
-                g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
-                if g is not None:
-                    items.append((shape, n_law, lay, g))
-        lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
-        found = None
-        for hours in self._batches(lines, batch):  # each line's best plan (by the objective: here the hours)
-            if hours is not None and (found is None or hours < found):
-                found = hours
+        items, owner = [], []
+        for j, (shape, n_law) in enumerate(shapes):
+            top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
+            tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k))
+                   for k in (1, 2, 4)}
+            for lay in sorted(tps, key=Layout.label):
+                fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
+                for t in (targets[0], fed):
+                    near = device_candidates(t, lay, per_node, request.max_gpus)
+                    g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
+                    if g is not None:
+                        items.append((shape, n_law, lay, g))
+                        owner.append(j)
+        lines, owners = [], []
+        for c, j in zip(cluster_lines(request, solved, items, self.hw), owner, strict=True):
+            if c is not None:
+                lines.append(c)
+                owners.append(j)
+        found: list[float | None] = [None] * len(shapes)
+        # each line's best plan (by the objective: here the hours)
+        for j, hours in zip(owners, self._batches(lines, batch), strict=True):
+            if hours is not None and (found[j] is None or hours < found[j]):
+                found[j] = hours
         return found
 
     def _batches(self, lines: list[ClusterLine], batch: float) -> list[float | None]:
