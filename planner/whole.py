@@ -209,6 +209,8 @@ class LawMemo:
         self.need: dict[tuple[float, float], float | None] = {}
         self.losses: dict[tuple[float, float], tuple[float, float]] = {}
         self.serving: dict[tuple[int, int], float] = {}
+        # without a full law the plan's loss is the program's (``_Variant.loss``): evaluate the law once
+        self.one_law = getattr(var, "exact", "unknown") is None
 
     def tokens_for_loss(self, n: float, target: float) -> float | None:
         key = (n, target)
@@ -226,7 +228,11 @@ class LawMemo:
         """(plan loss, program loss) at (n, deff)."""
         key = (n, deff)
         if key not in self.losses:
-            self.losses[key] = (self.var.loss(n, deff), self.var.program_loss(n, deff))
+            if self.one_law:
+                loss = self.var.program_loss(n, deff)
+                self.losses[key] = (loss, loss)
+            else:
+                self.losses[key] = (self.var.loss(n, deff), self.var.program_loss(n, deff))
         return self.losses[key]
 
 

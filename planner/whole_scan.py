@@ -99,6 +99,7 @@ class Rows:
 
     lines: list[ClusterLine]
     line: np.ndarray          # index into lines
+    devices: np.ndarray
     batch: np.ndarray
     ok: np.ndarray
     tokens: np.ndarray
@@ -113,8 +114,8 @@ class Rows:
 
     def take(self, keep: np.ndarray) -> Rows:
         """The rows where ``keep`` (a mask or indices), in order."""
-        pick = {k: getattr(self, k)[keep] for k in ("line", "batch", "ok", "tokens", "steps", "deff", "hours",
-                                                      "gpu_hours", "cost", "serve")}
+        pick = {k: getattr(self, k)[keep] for k in ("line", "devices", "batch", "ok", "tokens", "steps", "deff",
+                                                      "hours", "gpu_hours", "cost", "serve")}
         losses = {k: None if getattr(self, k) is None else getattr(self, k)[keep] for k in ("loss", "program_loss")}
         return Rows(self.lines, **pick, **losses)
 
@@ -236,8 +237,8 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
             deff[short] = _effective(tokens, batch, coef, beta, npow, short)[short]
     hours = tokens * per_token / 3600.0
     gh = devices * hours
-    return Rows(lines=lines, line=line, batch=batch, ok=ok, tokens=tokens, steps=steps, deff=deff, hours=hours,
-                gpu_hours=gh, cost=gh * cand.price, serve=serve)
+    return Rows(lines=lines, line=line, devices=devices, batch=batch, ok=ok, tokens=tokens, steps=steps, deff=deff,
+                hours=hours, gpu_hours=gh, cost=gh * cand.price, serve=serve)
 
 
 def _effective(tokens: np.ndarray, batch: np.ndarray, coef: float, beta: float, npow: np.ndarray,

@@ -116,7 +116,7 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
         best = scan.choose(sizing_h)
         if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
             break
-        fastest = min(scan.near(), key=lambda p: p.hours)
+        fastest = scan.fastest_near()
         g = min(cap, fastest.devices * fastest.hours / sizing_h * 1.05)
         if g <= fastest.devices * 1.01:
             break
@@ -286,25 +286,64 @@ class _Scan:
         rows.program_loss = np.array([p[1] for p in pairs], dtype=float)
         return rows
 
-    def near(self) -> list[WholePlan]:
-        """Plans within SIZING_TOLERANCE of the best objective."""
+    def _values(self, rows: Rows) -> np.ndarray:
+        """The objective of every plan of ``rows``."""
+        objective = self.request.objective
+        return rows.loss if objective == "loss" else rows.cost + rows.serve if objective == "cost" else rows.hours
+
+    def _near_rows(self) -> list[tuple[int, np.ndarray]]:
+        """(chunk, rows) of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
         top = self._best_value * (1 + SIZING_TOLERANCE)
         out = []
         for chunk, rows in enumerate(self.pool):
-            values = {"loss": rows.loss, "cost": None, "time": rows.hours}[self.request.objective]
-            if values is None:
-                values = rows.cost + rows.serve
-            out.extend(self._plan(chunk, int(i)) for i in np.flatnonzero(values <= top))
+            idx = np.flatnonzero(self._values(rows) <= top)
+            if len(idx):
+                out.append((chunk, idx))
         return out
+
+    def near(self) -> list[WholePlan]:
+        """Plans within SIZING_TOLERANCE of the best objective."""
+        return [self._plan(chunk, int(i)) for chunk, idx in self._near_rows() for i in idx]
+
+    def _near_table(self) -> dict[str, np.ndarray]:
+        """Columns of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
+        near = self._near_rows()
+        table = {"chunk": np.concatenate([np.full(len(idx), c) for c, idx in near]),
+                 "row": np.concatenate([idx for _, idx in near]),
+                 "objective": np.concatenate([self._values(self.pool[c])[idx] for c, idx in near]),
+                 "total_cost": np.concatenate([(self.pool[c].cost + self.pool[c].serve)[idx] for c, idx in near])}
+        for name in ("hours", "devices"):
+            table[name] = np.concatenate([getattr(self.pool[c], name)[idx] for c, idx in near])
+        return table
+
+    def _first_least(self, table: dict[str, np.ndarray], keys: list[np.ndarray],
+                     keep: np.ndarray | None = None) -> WholePlan:
+        """The first plan of ``table`` (where ``keep``) least by ``keys`` (most significant first): ``min`` over
+        ``near()`` with that key."""
+        chunk, row = table["chunk"], table["row"]
+        pos = np.arange(len(row))
+        if keep is not None:
+            chunk, row, pos, keys = chunk[keep], row[keep], pos[keep], [k[keep] for k in keys]
+        first = int(np.lexsort([pos, *reversed(keys)])[0])
+        return self._plan(int(chunk[first]), int(row[first]))
+
+    def fastest_near(self) -> WholePlan:
+        """The first plan within SIZING_TOLERANCE of the best objective with the fewest hours."""
+        table = self._near_table()
+        return self._first_least(table, [table["hours"]])
 
     def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
         """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
-        devices than ``max_devices`` for the sake of sizing alone)."""
+        devices than ``max_devices`` for the sake of sizing alone): ``min`` of ``near()`` by ``_rank``, in
+        arrays."""
         if self._best is None:
             return None
-        near = self.near()
-        near = [p for p in near if p.devices <= max_devices] or near
-        return min(near, key=lambda p: _rank(p, self.request.objective, sizing_h))
+        t = self._near_table()
+        hours, devices = t["hours"], t["devices"]
+        keep = devices <= max_devices
+        late = hours > sizing_h * (1 + 1e-6) if sizing_h is not None else np.zeros(len(hours), dtype=bool)
+        keys = [late, np.where(late, hours, t["total_cost"]), t["objective"], devices]
+        return self._first_least(t, keys, keep if keep.any() else None)
 
 
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:

@@ -32,7 +32,7 @@ from planner.whole import (
     shape_candidates,
 )
 from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
-from planner.whole_search import _layouts_near, _Scan
+from planner.whole_search import _layouts_near, _rank, _Scan
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
 REQUESTS = [
@@ -167,8 +167,17 @@ def test_scan_pool_and_best_equal_the_scalar_loop(fields):
     assert len(got) == len(pool) and all(_same(a, b) for a, b in zip(got, pool, strict=True))
     assert _same(scan.best, state["best"])
     top = objective_of(state["best"], request.objective) * 1.001
-    assert [(p.devices, p.batch_tokens, p.tokens) for p in scan.near()] == [
+    near = scan.near()
+    assert [(p.devices, p.batch_tokens, p.tokens) for p in near] == [
         (p.devices, p.batch_tokens, p.tokens) for p in pool if objective_of(p, request.objective) <= top]
+    # choose and fastest_near in arrays are min() over near() with _rank / hours
+    assert scan.fastest_near() is min(near, key=lambda p: p.hours)
+    hours = sorted(p.hours for p in near)
+    for sizing_h in (None, hours[0], hours[len(hours) // 2], hours[-1] * 2):
+        for cap in (math.inf, sorted(p.devices for p in near)[len(near) // 2], 0):
+            want = min([p for p in near if p.devices <= cap] or near,
+                       key=lambda p, h=sizing_h: _rank(p, request.objective, h))
+            assert scan.choose(sizing_h, max_devices=cap) is want
 
 
 def _fastest_loop(shape, hw, batch, devices, mfu, pinned):
