@@ -154,10 +154,9 @@ def _numbers_row(key: tuple, hw: Hardware, seq_len: int, vocab: int, top_k: int,
     return tuple(0.0 if getattr(n, k) is None else float(getattr(n, k)) for k in NUMBER_FIELDS)
 
 
-def steps_and_memory(n: dict[str, np.ndarray], m: ModelTerms, batches: list, devices) -> tuple[list, np.ndarray]:
-    """(step seconds at each of ``batches``, memory bytes per device) over arrays: ``cluster.step_seconds`` and
-    ``cluster.memory_bytes`` term by term in the same order. ``n``: ``LayoutNumbers`` fields as arrays (absent
-    terms 0.0); ``m``: ``ModelTerms`` fields as numbers or arrays (None as 0.0); ``devices``: a number or array."""
+def _fixed_terms(n: dict[str, np.ndarray], m: ModelTerms) -> dict:
+    """The terms of ``cluster.step_breakdown`` and ``cluster.memory_parts`` that depend on neither the batch nor
+    the devices (arrays; see ``steps_and_memory``)."""
     expert = 0.0 if m.expert_params is None else m.expert_params
     flops = 6.0 * m.params + 6.0 * n["attention"] * n["seq_len"] * m.attn_width
     extra = 2.0 * n["attention"] * n["seq_len"] * m.attn_width + n["recompute_dense"] * m.params
@@ -165,46 +164,74 @@ def steps_and_memory(n: dict[str, np.ndarray], m: ModelTerms, batches: list, dev
     recompute = extra * n["inv_peak"]
     tp_c = n["tp_comm"] * m.layers_width
     ep_c = n["ep_comm"] * (0.0 if m.moe_layers_width is None else m.moe_layers_width)
-    bubble = n["pp_idle"] * (compute + recompute + tp_c + ep_c)
-    dp = n["dp_comm"] * m.dense_params + n["dp_comm_expert"] * expert
-    steps = []
-    for b in batches:
-        share = b / devices
-        steps.append(compute * share + recompute * share + tp_c * share + ep_c * share + bubble + dp)
-    rep = n["state_rep"] * m.dense_params + n["state_rep_expert"] * expert
-    acts = n["act_layer"] * n["mb_seq"] * m.layers_width + n["act_work"] * n["mb_seq"] * m.width
-    memory = rep + n["state_shard"] * ((m.dense_params + expert) / devices) + acts + n["logits"] * n["mb_seq"]
-    return steps, memory
+    return {"compute": compute, "recompute": recompute, "tp": tp_c, "ep": ep_c,
+            "bubble": n["pp_idle"] * (compute + recompute + tp_c + ep_c),
+            "dp": n["dp_comm"] * m.dense_params + n["dp_comm_expert"] * expert,
+            "rep": n["state_rep"] * m.dense_params + n["state_rep_expert"] * expert,
+            "shard": n["state_shard"], "params": m.dense_params + expert,
+            "acts": n["act_layer"] * n["mb_seq"] * m.layers_width + n["act_work"] * n["mb_seq"] * m.width,
+            "logits": n["logits"] * n["mb_seq"]}
 
 
-def _table_ok(t: _Table, shape: ModelShape, devices: int, batch_tokens: float, devices_per_node: int) -> np.ndarray:
-    """``layout_problems`` is empty, for every layout of ``t``."""
+def _step_at(f: dict, batch, devices):
+    share = batch / devices
+    return f["compute"] * share + f["recompute"] * share + f["tp"] * share + f["ep"] * share + f["bubble"] + f["dp"]
+
+
+def _memory_at(f: dict, devices):
+    return f["rep"] + f["shard"] * (f["params"] / devices) + f["acts"] + f["logits"]
+
+
+def steps_and_memory(n: dict[str, np.ndarray], m: ModelTerms, batches: list, devices) -> tuple[list, np.ndarray]:
+    """(step seconds at each of ``batches``, memory bytes per device) over arrays: ``cluster.step_seconds`` and
+    ``cluster.memory_bytes`` term by term in the same order. ``n``: ``LayoutNumbers`` fields as arrays (absent
+    terms 0.0); ``m``: ``ModelTerms`` fields as numbers or arrays (None as 0.0); ``devices``: a number or array."""
+    f = _fixed_terms(n, m)
+    return [_step_at(f, b, devices) for b in batches], _memory_at(f, devices)
+
+
+@lru_cache(maxsize=128)
+def _shape_table(hw: Hardware, mfu: float | None, fixed: tuple, shape: ModelShape) -> tuple[_Table, dict, np.ndarray]:
+    """The search space of ``shape`` (``_table``), its fixed terms and which layouts the shape itself allows
+    (tp within a node and dividing the heads, pp within the layers, ep dividing the experts)."""
+    t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
+               mfu, fixed)
     i = t.ints
-    dp = np.maximum(devices // i["mp"], 1)
-    ok = (i["tp"] <= devices_per_node) & (devices % i["mp"] == 0) & (i["pp"] <= shape.layers)
-    ok &= (shape.heads % i["tp"] == 0) & ~(batch_tokens / shape.seq_len + 1e-9 < dp * i["micro_batch"])
+    ok = (i["tp"] <= hw.devices_per_node) & (i["pp"] <= shape.layers) & (shape.heads % i["tp"] == 0)
     if shape.is_moe:
-        ok &= (shape.experts % i["ep"] == 0) & (dp % i["ep"] == 0)
-    return ok
+        ok &= shape.experts % i["ep"] == 0
+    return t, _fixed_terms(t.nums, terms_of_shape(shape)), ok
+
+
+def fastest_layout_of(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
+                      mfu: float | None = None, **pinned) -> Layout | None:
+    """The layout ``fastest_layout`` evaluates: step time and memory read as plain sums of the same cluster-model
+    terms over every layout at once (numpy); the fastest valid layout that fits memory, the least memory
+    among equally fast ones, the first of the search order among equals (None if none fits)."""
+    t, f, ok = _shape_table(hw, mfu, tuple(sorted((k, v) for k, v in pinned.items() if v is not None)), shape)
+    i = t.ints
+    dp = np.maximum(devices // i["mp"], 1)  # ``layout_problems``
+    ok = ok & (devices % i["mp"] == 0) & ~(batch_tokens / shape.seq_len + 1e-9 < dp * i["micro_batch"])
+    if shape.is_moe:
+        ok &= dp % i["ep"] == 0
+    memory = _memory_at(f, devices)
+    ok &= ~(memory > hw.memory)
+    if not ok.any():
+        return None
+    idx = np.flatnonzero(ok)
+    step = _step_at({k: v[idx] if isinstance(v, np.ndarray) else v for k, v in f.items()}, batch_tokens, devices)
+    idx = idx[step == step.min()]
+    return t.layouts[int(idx[np.argmin(memory[idx])])]  # the first of the fastest with the least memory
 
 
 def fastest_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
                    mfu: float | None = None, **pinned) -> LayoutEstimate | None:
-    """``best_layout``'s winner without evaluating every layout in full: step time and memory are read as plain
-    sums of the same cluster-model terms over every layout at once (numpy), and only the winner is evaluated
-    (None if no valid layout fits). Ties keep the first layout of the search order."""
-    fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
-    t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
-               mfu, fixed)
-    (step,), memory = steps_and_memory(t.nums, terms_of_shape(shape), [batch_tokens], devices)
-    ok = _table_ok(t, shape, devices, batch_tokens, hw.devices_per_node) & ~(memory > hw.memory)
-    if not ok.any():
+    """``best_layout``'s winner without evaluating every layout in full (``fastest_layout_of``): only the winner
+    is evaluated (None if no valid layout fits)."""
+    lay = fastest_layout_of(shape, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu, **pinned)
+    if lay is None:
         return None
-    idx = np.flatnonzero(ok)
-    s = step[idx]
-    idx = idx[s == s.min()]
-    best = int(idx[np.argmin(memory[idx])])  # the first of the fastest with the least memory
-    return evaluate_layout(shape, t.layouts[best], hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
+    return evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
 
 
 def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int, mfu: float | None = None,
@@ -238,7 +265,7 @@ def fewest_devices(shape: ModelShape, hw: Hardware, *, batch_tokens: float | Non
     g = 1
     while g <= max_devices:
         batch = batch_tokens if batch_tokens is not None else float(g * shape.seq_len)
-        best = fastest_layout(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
+        best = fastest_layout_of(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
         if best is not None:
             return g
         g = g * 2 if g < hw.devices_per_node else g + hw.devices_per_node * max(1, g // (8 * hw.devices_per_node))

@@ -15,7 +15,7 @@ import numpy as np
 
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout, with_tp_for_heads
-from cost_models.layout_search import evaluate_layout, fastest_layout
+from cost_models.layout_search import evaluate_layout, fastest_layout_of
 from planner.request import PlanRequest
 from planner.solve import Solved
 from planner.whole import (
@@ -77,12 +77,12 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
             fastest[t] = None
         if near:
             g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
-            b = fastest_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
-                               devices=g, mfu=request.mfu, tp=request.tensor_parallel)
+            b = fastest_layout_of(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
+                                  devices=g, mfu=request.mfu, tp=request.tensor_parallel)
             if b is not None:
-                out.add(b.layout)
+                out.add(b)
                 if fastest is not None:
-                    fastest[t] = b.layout
+                    fastest[t] = b
     return out
 
 
