@@ -33,32 +33,34 @@ def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelS
     are plain left-to-right float sums, as numpy's here)."""
     if not items:
         return []
-    shapes = [it[0] for it in items]
-    lays = [it[2] for it in items]
-
-    def ints(values: list) -> np.ndarray:
-        return np.array(values, dtype=np.int64)
-
-    devices = ints([it[3] for it in items])
-    tp, pp = ints([lay.tp for lay in lays]), ints([lay.pp for lay in lays])
-    mb, ep = ints([lay.micro_batch for lay in lays]), ints([lay.ep for lay in lays])
-    seq, heads = ints([s.seq_len for s in shapes]), ints([s.heads for s in shapes])
+    # the distinct shapes and (shape, layout) pairs, each read once; every item indexes them
+    shapes: dict[int, tuple] = {}
+    pairs: dict[tuple[int, int], tuple] = {}
+    si, pi = [], []
+    for shape, _, lay, _ in items:
+        si.append(shapes.setdefault(id(shape), (len(shapes), shape))[0])
+        pi.append(pairs.setdefault((id(shape), id(lay)), (len(pairs), shape, lay))[0])
+    si, pi = np.array(si), np.array(pi)
+    shape_cols = np.array([(s.seq_len, s.heads, s.layers, s.experts, s.is_moe) for _, s in shapes.values()],
+                          dtype=np.int64)[si]
+    seq, heads, layers, experts, moe = shape_cols.T
+    pair_cols = np.array([(lay.tp, lay.pp, lay.micro_batch, lay.ep) for _, _, lay in pairs.values()],
+                         dtype=np.int64)[pi]
+    tp, pp, mb, ep = pair_cols.T
+    devices = np.array([it[3] for it in items], dtype=np.int64)
     mp = tp * pp
     unit = (devices // mp * mb * seq).astype(float)
     dp = np.maximum(devices // mp, 1)
-    bad = (tp > hw.devices_per_node) | (devices % mp != 0) | (pp > ints([s.layers for s in shapes]))
+    bad = (tp > hw.devices_per_node) | (devices % mp != 0) | (pp > layers)
     bad |= (heads % tp != 0) | (unit / seq + 1e-9 < dp * mb)
-    moe = np.array([s.is_moe for s in shapes])
-    if moe.any():
-        experts = ints([s.experts for s in shapes])
-        bad |= moe & ((experts % ep != 0) | (dp % ep != 0))
+    bad |= (moe != 0) & ((experts % ep != 0) | (dp % ep != 0))
     table = np.array([numbers_row(lay, hw, s.seq_len, s.vocab, s.top_k + s.shared_experts, s.is_moe, request.mfu)
-                      for s, lay in zip(shapes, lays, strict=True)])
+                      for _, s, lay in pairs.values()])[pi]
     n = {k: table[:, i] for i, k in enumerate(NUMBER_FIELDS)}
-    terms = [terms_of_shape(s) for s in shapes]
-    m = ModelTerms(*(np.array([0.0 if getattr(t, f) is None else getattr(t, f) for t in terms])
-                     for f in ("params", "dense_params", "expert_params", "layers_width", "attn_width",
-                               "moe_layers_width", "width")))
+    fields = ("params", "dense_params", "expert_params", "layers_width", "attn_width", "moe_layers_width", "width")
+    terms = np.array([[0.0 if getattr(t, f) is None else getattr(t, f) for f in fields]
+                      for t in (terms_of_shape(s) for _, s in shapes.values())])[si]
+    m = ModelTerms(*terms.T)
     with np.errstate(all="ignore"):
         (s1, s2), memory = steps_and_memory(n, m, [unit, 2 * unit], devices)
         if request.check_memory:
