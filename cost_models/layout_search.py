@@ -200,7 +200,11 @@ def _shape_table(hw: Hardware, mfu: float | None, fixed: tuple, shape: ModelShap
     ok = (i["tp"] <= hw.devices_per_node) & (i["pp"] <= shape.layers) & (shape.heads % i["tp"] == 0)
     if shape.is_moe:
         ok &= shape.experts % i["ep"] == 0
-    return t, _fixed_terms(t.nums, terms_of_shape(shape)), ok
+    f = _fixed_terms(t.nums, terms_of_shape(shape))
+    for a in (ok, *f.values()):
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)  # shared by every caller (and thread)
+    return t, f, ok
 
 
 def fastest_layout_of(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
