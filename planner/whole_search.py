@@ -3,8 +3,9 @@
 ``make_whole`` scans the rounded shape and its neighbours, the program's layout and its neighbours (and the
 fastest layout at each target size), whole device counts near the program's and the sizing horizon's, and
 whole batches near the program's; each candidate's tokens are re-solved in closed form by
-``planner.whole.evaluate_whole`` and the best that meets every limit wins (``planner.whole.verify`` re-checks
-it). For the time objective, shapes across a factor 3 are screened with a quick look first (see ``widen``).
+``planner.whole.evaluate_whole`` (all candidates of a scan at once, bit for bit: ``planner.whole_scan``) and
+the best that meets every limit wins (``planner.whole.verify`` re-checks it). For the time objective, shapes
+across a factor 3 are screened with a quick look first (see ``widen``).
 """
 
 from __future__ import annotations
