@@ -223,7 +223,7 @@ def fastest_layout_of(shape: ModelShape, hw: Hardware, *, batch_tokens: float, d
     if not ok.any():
         return None
     idx = np.flatnonzero(ok)
-    step = _step_at({k: v[idx] if isinstance(v, np.ndarray) else v for k, v in f.items()}, batch_tokens, devices)
+    step = _step_at(f, batch_tokens, devices)[idx]
     idx = idx[step == step.min()]
     return t.layouts[int(idx[np.argmin(memory[idx])])]  # the first of the fastest with the least memory
 
