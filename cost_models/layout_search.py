@@ -3,7 +3,8 @@
 ``evaluate_layout`` is the plain-number reading of ``cost_models.cluster`` for one shape, layout, batch and
 device count; ``best_layout`` tries every layout of ``cluster.candidate_layouts`` (pinned dimensions stay
 fixed) and keeps the one with the shortest step whose memory fits. ``planner cost``, the planner's rounding
-and the calibration all use these two functions.
+and the calibration all use these two functions. ``fastest_layout`` finds ``best_layout``'s winner over arrays
+of every layout's numbers at once (``steps_and_memory``: the same terms summed in the same order, bit for bit).
 """
 
 from __future__ import annotations
