@@ -171,23 +171,33 @@ def layout_numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k
     """The numbers of ``layout`` on ``hw`` (plain floats).
 
     With ``mfu`` given, the step is model FLOPs (6N per token) at mfu × peak and nothing else: the user's MFU
-    already includes every overhead; memory still follows the layout.
+    already includes every overhead; memory still follows the layout. Memoized (a pure function of its
+    arguments; the result is frozen).
     """
+    key = (layout.tp, layout.pp, layout.micro_batch, layout.recompute, layout.zero_stage, layout.ep)
+    return _layout_numbers(key, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=8192)
+def _layout_numbers(layout: tuple, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                    mfu: float | None) -> LayoutNumbers:
+    """``layout_numbers`` of ``layout`` = (tp, pp, micro_batch, recompute, zero_stage, ep) (tuples hash and
+    compare fast)."""
+    tp, pp, micro_batch, recompute, zero_stage, ep = layout
     if mfu is not None:
-        base = layout_numbers(layout, hw, seq_len, vocab, top_k, moe)
+        base = _layout_numbers(layout, hw, seq_len, vocab, top_k, moe, None)
         return replace(base, tp_comm=None, pp_idle=None, dp_comm=None, ep_comm=None, dp_comm_expert=None,
                        inv_peak=1.0 / (mfu * hw.peak), attention=None, recompute_dense=None)
-    tp, pp, ep = layout.tp, layout.pp, layout.ep
     mp = tp * pp
-    full = layout.recompute == "full"
-    rep, shard = _STATE_BYTES[layout.zero_stage]
-    vol = _DP_VOLUME[layout.zero_stage] * GRAD_BYTES * (1.0 - DP_OVERLAP)
+    full = recompute == "full"
+    rep, shard = _STATE_BYTES[zero_stage]
+    vol = _DP_VOLUME[zero_stage] * GRAD_BYTES * (1.0 - DP_OVERLAP)
     ep_link = hw.scaleup if tp * ep <= hw.devices_per_node else hw.scaleout
     return LayoutNumbers(
-        tp=float(tp), mp=float(mp), mb_seq=float(layout.micro_batch * seq_len),
+        tp=float(tp), mp=float(mp), mb_seq=float(micro_batch * seq_len),
         tp_comm=(8.0 * (tp - 1) * (1.5 if full else 1.0) * ACT_BYTES * (1.0 - TP_OVERLAP) / hw.scaleup
                  if tp > 1 and TP_OVERLAP < 1 else None),
-        pp_idle=(pp - 1) * layout.micro_batch * seq_len / mp if pp > 1 else None,
+        pp_idle=(pp - 1) * micro_batch * seq_len / mp if pp > 1 else None,
         dp_comm=vol / (hw.scaleout * mp),
         ep_comm=(4.0 * top_k * ACT_BYTES * (1.0 - EP_OVERLAP) / ep_link if moe and ep > 1 else None),
         dp_comm_expert=vol / (hw.scaleout * pp * ep) if moe else None,
@@ -288,6 +298,20 @@ def step_seconds(m: ModelTerms, n: LayoutNumbers, batch_tokens, devices):
     return _sum(*step_breakdown(m, n, batch_tokens, devices).values())
 
 
+def step_seconds_at(m: ModelTerms, n: LayoutNumbers, batches: list[float], devices: int) -> list[float]:
+    """``sum(as_numbers(step_breakdown(m, n, b, devices)).values())`` at each batch b, the per-token terms
+    taken once (plain numbers; the same terms summed in the same order)."""
+    tok = per_token_seconds(m, n)
+    busy = _sum(*tok.values())
+    tail = [0.0 if n.pp_idle is None else n.pp_idle * busy, *as_numbers(per_step_seconds(m, n)).values()]
+    per = [0.0 if v is None else v for v in tok.values()]
+    out = []
+    for b in batches:
+        share = b / devices
+        out.append(sum([v * share for v in per] + tail))
+    return out
+
+
 def training_seconds(m: ModelTerms, n: LayoutNumbers, tokens, batch_tokens, devices):
     """Wall-clock seconds of steady training on ``tokens``: steps × step time (a posynomial)."""
     return tokens / batch_tokens * step_seconds(m, n, batch_tokens, devices)
@@ -337,6 +361,14 @@ def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | 
     """Every layout of the search: powers of two for tp (≤ a node) and pp (≤ max_pp), micro-batch 1,
     selective or full recomputation, ZeRO-1 or ZeRO-3, ep the largest power of two ≤ experts and ≤ 64;
     a given option pins its dimension."""
+    return list(_candidate_layouts(devices_per_node, moe_experts, tp, pp, micro_batch, recompute, zero_stage, ep,
+                                   max_pp))
+
+
+@lru_cache(maxsize=512)
+def _candidate_layouts(devices_per_node: int, moe_experts: int, tp: int | None, pp: int | None,
+                       micro_batch: int | None, recompute: Recompute | None, zero_stage: int | None, ep: int | None,
+                       max_pp: int) -> tuple[Layout, ...]:
     tps = [tp] if tp else [t for t in (1, 2, 4, 8) if t <= devices_per_node]
     pps = [pp] if pp else [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_pp]
     mbs = [micro_batch] if micro_batch else [1]
@@ -346,5 +378,5 @@ def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | 
         eps = [ep] if ep else [min(2 ** int(math.log2(moe_experts)), 64)]
     else:
         eps = [1]
-    return [Layout(tp=t, pp=p, micro_batch=b, recompute=r, zero_stage=z, ep=e)
-            for t in tps for p in pps for b in mbs for r in rcs for z in zs for e in eps]
+    return tuple(Layout(tp=t, pp=p, micro_batch=b, recompute=r, zero_stage=z, ep=e)
+                 for t in tps for p in pps for b in mbs for r in rcs for z in zs for e in eps)

@@ -3,26 +3,30 @@
 ``evaluate_layout`` is the plain-number reading of ``cost_models.cluster`` for one shape, layout, batch and
 device count; ``best_layout`` tries every layout of ``cluster.candidate_layouts`` (pinned dimensions stay
 fixed) and keeps the one with the shortest step whose memory fits. ``planner cost``, the planner's rounding
-and the calibration all use these two functions.
+and the calibration all use these two functions. ``fastest_layout`` finds ``best_layout``'s winner over arrays
+of every layout's numbers at once (``steps_and_memory``: the same terms summed in the same order, bit for bit).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
+from functools import lru_cache
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
 from cost_models.cluster import (
     Hardware,
     Layout,
+    LayoutNumbers,
+    ModelTerms,
     as_numbers,
     candidate_layouts,
     layout_numbers,
-    memory_bytes,
     memory_parts,
     step_breakdown,
-    step_seconds,
     terms_of_shape,
 )
 
@@ -91,33 +95,148 @@ def evaluate_layout(shape: ModelShape, layout: Layout, hw: Hardware, *, batch_to
 
 
 def _search_space(shape: ModelShape, hw: Hardware, pinned: dict) -> list[Layout]:
-    layouts = candidate_layouts(hw.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
-                                **{k: v for k, v in pinned.items() if v is not None})
-    if shape.is_moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
+    fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
+    return list(_space(hw.devices_per_node, shape.experts, shape.is_moe, shape.layers, fixed))
+
+
+@lru_cache(maxsize=256)
+def _space(devices_per_node: int, experts: int, moe: bool, max_pp: int, fixed: tuple) -> tuple[Layout, ...]:
+    pinned = dict(fixed)
+    layouts = candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, **pinned)
+    if moe and pinned.get("ep") is None:  # ep must divide dp: try the powers of two that could
         layouts = [lay.model_copy(update={"ep": e}) for lay in layouts for e in _pow2_down(lay.ep)]
-    return layouts
+    return tuple(layouts)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Every layout of a search space (pp up to 64: deeper than the model is a problem like any other) with its
+    ``LayoutNumbers`` as arrays, absent terms as 0.0 (adding or multiplying an exact 0.0 leaves the plain-number
+    sums of ``cluster`` bit for bit)."""
+
+    layouts: tuple[Layout, ...]
+    ints: dict[str, np.ndarray]     # tp, pp, mp, micro_batch, ep
+    nums: dict[str, np.ndarray]     # LayoutNumbers fields
+
+
+@lru_cache(maxsize=256)
+def _table(hw: Hardware, seq_len: int, vocab: int, top_k: int, experts: int, moe: bool, mfu: float | None,
+           fixed: tuple) -> _Table:
+    layouts = _space(hw.devices_per_node, experts, moe, 64, fixed)
+    numbers = [layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu) for lay in layouts]
+    ints = {"tp": [lay.tp for lay in layouts], "pp": [lay.pp for lay in layouts],
+            "micro_batch": [lay.micro_batch for lay in layouts], "ep": [lay.ep for lay in layouts]}
+    ints = {k: np.array(v, dtype=np.int64) for k, v in ints.items()}
+    ints["mp"] = ints["tp"] * ints["pp"]
+    names = [f.name for f in fields(LayoutNumbers)]
+    columns = zip(*([getattr(n, k) for k in names] for n in numbers), strict=True)
+    nums = {k: np.array([0.0 if v is None else float(v) for v in col]) for k, col in zip(names, columns, strict=True)}
+    for a in (*ints.values(), *nums.values()):
+        a.setflags(write=False)
+    return _Table(layouts, ints, nums)
+
+
+NUMBER_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
+
+
+def numbers_row(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                mfu: float | None) -> tuple[float, ...]:
+    """``layout_numbers`` as floats in NUMBER_FIELDS order (absent terms 0.0)."""
+    key = (layout.tp, layout.pp, layout.micro_batch, layout.recompute, layout.zero_stage, layout.ep)
+    return _numbers_row(key, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=8192)
+def _numbers_row(key: tuple, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,
+                 mfu: float | None) -> tuple[float, ...]:
+    tp, pp, micro_batch, recompute, zero_stage, ep = key
+    lay = Layout(tp=tp, pp=pp, micro_batch=micro_batch, recompute=recompute, zero_stage=zero_stage, ep=ep)
+    n = layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu)
+    return tuple(0.0 if getattr(n, k) is None else float(getattr(n, k)) for k in NUMBER_FIELDS)
+
+
+def _fixed_terms(n: dict[str, np.ndarray], m: ModelTerms) -> dict:
+    """The terms of ``cluster.step_breakdown`` and ``cluster.memory_parts`` that depend on neither the batch nor
+    the devices (arrays; see ``steps_and_memory``)."""
+    expert = 0.0 if m.expert_params is None else m.expert_params
+    flops = 6.0 * m.params + 6.0 * n["attention"] * n["seq_len"] * m.attn_width
+    extra = 2.0 * n["attention"] * n["seq_len"] * m.attn_width + n["recompute_dense"] * m.params
+    compute = flops * n["inv_peak"]
+    recompute = extra * n["inv_peak"]
+    tp_c = n["tp_comm"] * m.layers_width
+    ep_c = n["ep_comm"] * (0.0 if m.moe_layers_width is None else m.moe_layers_width)
+    return {"compute": compute, "recompute": recompute, "tp": tp_c, "ep": ep_c,
+            "bubble": n["pp_idle"] * (compute + recompute + tp_c + ep_c),
+            "dp": n["dp_comm"] * m.dense_params + n["dp_comm_expert"] * expert,
+            "rep": n["state_rep"] * m.dense_params + n["state_rep_expert"] * expert,
+            "shard": n["state_shard"], "params": m.dense_params + expert,
+            "acts": n["act_layer"] * n["mb_seq"] * m.layers_width + n["act_work"] * n["mb_seq"] * m.width,
+            "logits": n["logits"] * n["mb_seq"]}
+
+
+def _step_at(f: dict, batch, devices):
+    share = batch / devices
+    return f["compute"] * share + f["recompute"] * share + f["tp"] * share + f["ep"] * share + f["bubble"] + f["dp"]
+
+
+def _memory_at(f: dict, devices):
+    return f["rep"] + f["shard"] * (f["params"] / devices) + f["acts"] + f["logits"]
+
+
+def steps_and_memory(n: dict[str, np.ndarray], m: ModelTerms, batches: list, devices) -> tuple[list, np.ndarray]:
+    """(step seconds at each of ``batches``, memory bytes per device) over arrays: ``cluster.step_seconds`` and
+    ``cluster.memory_bytes`` term by term in the same order. ``n``: ``LayoutNumbers`` fields as arrays (absent
+    terms 0.0); ``m``: ``ModelTerms`` fields as numbers or arrays (None as 0.0); ``devices``: a number or array."""
+    f = _fixed_terms(n, m)
+    return [_step_at(f, b, devices) for b in batches], _memory_at(f, devices)
+
+
+@lru_cache(maxsize=128)
+def _shape_table(hw: Hardware, mfu: float | None, fixed: tuple, shape: ModelShape) -> tuple[_Table, dict, np.ndarray]:
+    """The search space of ``shape`` (``_table``), its fixed terms and which layouts the shape itself allows
+    (tp within a node and dividing the heads, pp within the layers, ep dividing the experts)."""
+    t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
+               mfu, fixed)
+    i = t.ints
+    ok = (i["tp"] <= hw.devices_per_node) & (i["pp"] <= shape.layers) & (shape.heads % i["tp"] == 0)
+    if shape.is_moe:
+        ok &= shape.experts % i["ep"] == 0
+    f = _fixed_terms(t.nums, terms_of_shape(shape))
+    for a in (ok, *f.values()):
+        if isinstance(a, np.ndarray):
+            a.setflags(write=False)  # shared by every caller (and thread)
+    return t, f, ok
+
+
+def fastest_layout_of(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
+                      mfu: float | None = None, **pinned) -> Layout | None:
+    """The layout ``fastest_layout`` evaluates: step time and memory read as plain sums of the same cluster-model
+    terms over every layout at once (numpy); the fastest valid layout that fits memory, the least memory
+    among equally fast ones, the first of the search order among equals (None if none fits)."""
+    t, f, ok = _shape_table(hw, mfu, tuple(sorted((k, v) for k, v in pinned.items() if v is not None)), shape)
+    i = t.ints
+    dp = np.maximum(devices // i["mp"], 1)  # ``layout_problems``
+    ok = ok & (devices % i["mp"] == 0) & ~(batch_tokens / shape.seq_len + 1e-9 < dp * i["micro_batch"])
+    if shape.is_moe:
+        ok &= dp % i["ep"] == 0
+    memory = _memory_at(f, devices)
+    ok &= ~(memory > hw.memory)
+    if not ok.any():
+        return None
+    idx = np.flatnonzero(ok)
+    step = _step_at(f, batch_tokens, devices)[idx]
+    idx = idx[step == step.min()]
+    return t.layouts[int(idx[np.argmin(memory[idx])])]  # the first of the fastest with the least memory
 
 
 def fastest_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int,
                    mfu: float | None = None, **pinned) -> LayoutEstimate | None:
-    """``best_layout``'s winner without evaluating every layout in full: step time and memory are read as plain
-    sums of the same cluster-model terms, and only the winner is evaluated (None if no valid layout fits)."""
-    m = terms_of_shape(shape)
-    k = shape.top_k + shape.shared_experts
-    best = None
-    for lay in _search_space(shape, hw, pinned):
-        if layout_problems(shape, lay, devices, batch_tokens, hw.devices_per_node):
-            continue
-        n = layout_numbers(lay, hw, shape.seq_len, shape.vocab, k, shape.is_moe, mfu)
-        memory = float(memory_bytes(m, n, devices))
-        if memory > hw.memory:
-            continue
-        key = (float(step_seconds(m, n, batch_tokens, devices)), memory)
-        if best is None or key < best[0]:
-            best = (key, lay)
-    if best is None:
+    """``best_layout``'s winner without evaluating every layout in full (``fastest_layout_of``): only the winner
+    is evaluated (None if no valid layout fits)."""
+    lay = fastest_layout_of(shape, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu, **pinned)
+    if lay is None:
         return None
-    return evaluate_layout(shape, best[1], hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
+    return evaluate_layout(shape, lay, hw, batch_tokens=batch_tokens, devices=devices, mfu=mfu)
 
 
 def best_layout(shape: ModelShape, hw: Hardware, *, batch_tokens: float, devices: int, mfu: float | None = None,
@@ -151,7 +270,7 @@ def fewest_devices(shape: ModelShape, hw: Hardware, *, batch_tokens: float | Non
     g = 1
     while g <= max_devices:
         batch = batch_tokens if batch_tokens is not None else float(g * shape.seq_len)
-        best = fastest_layout(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
+        best = fastest_layout_of(shape, hw, batch_tokens=max(batch, g * shape.seq_len), devices=g, **pinned)
         if best is not None:
             return g
         g = g * 2 if g < hw.devices_per_node else g + hw.devices_per_node * max(1, g // (8 * hw.devices_per_node))

@@ -15,12 +15,21 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from cost_models.architecture import ModelShape
-from cost_models.cluster import Layout
-from cost_models.layout_search import LayoutEstimate, evaluate_layout
+from cost_models.cluster import (
+    Hardware,
+    Layout,
+    as_numbers,
+    layout_numbers,
+    memory_parts,
+    step_seconds_at,
+    terms_of_shape,
+)
+from cost_models.layout_search import LayoutEstimate, layout_problems
 from cost_models.training import training_flops
 from planner.critical_batch import effective_tokens, tokens_processed
 from planner.program import LAW_BATCH_FLOOR
@@ -60,7 +69,11 @@ class WholePlan:
 def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | None) -> list[int]:
     """Whole device counts near ``g``: multiples of tp·pp (of lcm(tp·pp, node) from one node up), >= tp·pp;
     for MoE multiples of tp·pp·ep, so that ep divides the data-parallel ranks."""
-    mp = layout.tp * layout.pp * layout.ep
+    return list(_device_candidates(g, layout.tp * layout.pp * layout.ep, per_node, max_gpus))
+
+
+@lru_cache(maxsize=4096)
+def _device_candidates(g: float, mp: int, per_node: int, max_gpus: int | None) -> tuple[int, ...]:
     out = set()
     for unit in (mp, math.lcm(mp, per_node)):
         lo = max(1, math.floor(g / unit)) * unit
@@ -73,7 +86,7 @@ def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | N
         top = (max_gpus // mp) * mp
         if top >= mp and (top < per_node or top % math.lcm(mp, per_node) == 0):
             cands.append(top)
-    return sorted(set(cands))
+    return tuple(sorted(set(cands)))
 
 
 def shape_candidates(solved: Solved, request: PlanRequest, params: float | None = None,
@@ -170,17 +183,22 @@ class ClusterLine:
 
 
 def cluster_line(request: PlanRequest, solved: Solved, shape: ModelShape, n_law: float, layout: Layout,
-             devices: int) -> ClusterLine | None:
-    """The cluster's step-time line, or None when the layout cannot run there or does not fit memory."""
-    hw = solved.cand.hw
+                 devices: int, hw: Hardware | None = None) -> ClusterLine | None:
+    """The cluster's step-time line, or None when the layout cannot run there or does not fit memory: the step
+    at one and two units of batch as ``evaluate_layout`` reads it (without building its estimates)."""
+    hw = hw or solved.cand.hw
     dp = devices // (layout.tp * layout.pp)
     unit = float(dp * layout.micro_batch * shape.seq_len)
-    e1 = evaluate_layout(shape, layout, hw, batch_tokens=unit, devices=devices, mfu=request.mfu)
-    if e1.problems or (request.check_memory and not e1.fits):
+    if layout_problems(shape, layout, devices, unit, hw.devices_per_node):
         return None
-    e2 = evaluate_layout(shape, layout, hw, batch_tokens=2 * unit, devices=devices, mfu=request.mfu)
-    slope = (e2.step_seconds - e1.step_seconds) / unit
-    return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, e1.step_seconds - slope * unit))
+    m = terms_of_shape(shape)
+    n = layout_numbers(layout, hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe,
+                       request.mfu)
+    if request.check_memory and not sum(as_numbers(memory_parts(m, n, devices)).values()) <= hw.memory:
+        return None
+    s1, s2 = step_seconds_at(m, n, [unit, 2 * unit], devices)
+    slope = (s2 - s1) / unit
+    return ClusterLine(shape, n_law, layout, devices, unit, slope, max(0.0, s1 - slope * unit))
 
 
 class LawMemo:
@@ -191,6 +209,8 @@ class LawMemo:
         self.need: dict[tuple[float, float], float | None] = {}
         self.losses: dict[tuple[float, float], tuple[float, float]] = {}
         self.serving: dict[tuple[int, int], float] = {}
+        # without a full law the plan's loss is the program's (``_Variant.loss``): evaluate the law once
+        self.one_law = getattr(var, "exact", "unknown") is None
 
     def tokens_for_loss(self, n: float, target: float) -> float | None:
         key = (n, target)
@@ -208,7 +228,11 @@ class LawMemo:
         """(plan loss, program loss) at (n, deff)."""
         key = (n, deff)
         if key not in self.losses:
-            self.losses[key] = (self.var.loss(n, deff), self.var.program_loss(n, deff))
+            if self.one_law:
+                loss = self.var.program_loss(n, deff)
+                self.losses[key] = (loss, loss)
+            else:
+                self.losses[key] = (self.var.loss(n, deff), self.var.program_loss(n, deff))
         return self.losses[key]
 
 

@@ -3,30 +3,32 @@
 ``make_whole`` scans the rounded shape and its neighbours, the program's layout and its neighbours (and the
 fastest layout at each target size), whole device counts near the program's and the sizing horizon's, and
 whole batches near the program's; each candidate's tokens are re-solved in closed form by
-``planner.whole.evaluate_whole`` and the best that meets every limit wins (``planner.whole.verify`` re-checks
-it). For the time objective, shapes across a factor 3 are screened with a quick look first (see ``widen``).
+``planner.whole.evaluate_whole`` (all candidates of a scan at once, bit for bit: ``planner.whole_scan``) and
+the best that meets every limit wins (``planner.whole.verify`` re-checks it). For the time objective, shapes
+across a factor 3 are screened with a quick look first (see ``widen``).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout, with_tp_for_heads
-from cost_models.layout_search import evaluate_layout, fastest_layout
+from cost_models.layout_search import evaluate_layout, fastest_layout_of
 from planner.request import PlanRequest
 from planner.solve import Solved
 from planner.whole import (
     ClusterLine,
     LawMemo,
     WholePlan,
-    cluster_line,
     device_candidates,
-    evaluate_whole,
     objective_of,
     shape_candidates,
     verify,
 )
+from planner.whole_scan import Rows, batch_grid, cluster_lines, evaluate_rows, first_best, least
 
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
 WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
@@ -76,12 +78,12 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
             fastest[t] = None
         if near:
             g = min(near, key=lambda x: abs(math.log(x / max(t, 1e-9))))
-            b = fastest_layout(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
-                               devices=g, mfu=request.mfu, tp=request.tensor_parallel)
+            b = fastest_layout_of(shape, cand.hw, batch_tokens=max(solved.sol.batch_tokens, g * shape.seq_len),
+                                  devices=g, mfu=request.mfu, tp=request.tensor_parallel)
             if b is not None:
-                out.add(b.layout)
+                out.add(b)
                 if fastest is not None:
-                    fastest[t] = b.layout
+                    fastest[t] = b
     return out
 
 
@@ -115,7 +117,7 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
         best = scan.choose(sizing_h)
         if best is None or sizing_h is None or best.hours <= sizing_h * (1 + 1e-6):
             break
-        fastest = min(scan.near(), key=lambda p: p.hours)
+        fastest = scan.fastest_near()
         g = min(cap, fastest.devices * fastest.hours / sizing_h * 1.05)
         if g <= fastest.devices * 1.01:
             break
@@ -129,21 +131,38 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
 
 
 class _Scan:
-    """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch."""
+    """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch.
+
+    The pool is kept as ``whole_scan.Rows`` chunks in the order found; a plan is made a ``WholePlan`` only when
+    asked for (``best``, ``near``), once."""
 
     def __init__(self, request: PlanRequest, solved: Solved):
         self.request, self.solved = request, solved
-        self.pool: list[WholePlan] = []
-        self.best: WholePlan | None = None
+        self.pool: list[Rows] = []
+        self._best: tuple[int, int] | None = None  # (chunk, row) of the best plan so far
+        self._best_value = math.nan
+        self._plans: dict[tuple[int, int], WholePlan] = {}
         self.memo, self.best_deff = LawMemo(solved.var), {}
         self.seen: set[tuple] = set()
+        self.hw = solved.cand.hw
         self.shapes = shape_candidates(solved, request)
         # the time objective scans many shapes: the fastest-layout search runs once per device target
         self.fastest: dict[float, Layout] | None = {} if request.objective == "time" else None
 
+    @property
+    def best(self) -> WholePlan | None:
+        return None if self._best is None else self._plan(*self._best)
+
+    def _plan(self, chunk: int, row: int) -> WholePlan:
+        key = (chunk, row)
+        if key not in self._plans:
+            self._plans[key] = self.pool[chunk].plan(row, self.request, self.solved, self.memo)
+        return self._plans[key]
+
     def add(self, targets: list[float]) -> None:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
+        items = []
         for shape, n_law in self.shapes:
             # in a fixed order: ties keep the first plan found, which must not depend on set hashing
             for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest), key=Layout.label):
@@ -152,9 +171,9 @@ class _Scan:
                     if key in self.seen:
                         continue
                     self.seen.add(key)
-                    c = cluster_line(request, solved, shape, n_law, lay, g)
-                    if c is not None:
-                        self._batches(c, n_law, sol.batch_tokens)
+                    items.append((shape, n_law, lay, g))
+        lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
+        self._batches(lines, sol.batch_tokens)
 
     def widen(self, targets: list[float], params: float) -> None:
         """Screen shapes across a factor 3 of ``params`` with a quick look (``_quick``), then every shape of the
@@ -163,12 +182,15 @@ class _Scan:
         looks: dict[tuple, tuple[float, ModelShape, float]] = {}
 
         def screen(at: float, factors: tuple[float, ...]) -> None:
+            fresh = {}
             for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
                 key = (shape.layers, shape.d_model)
-                if key in looks or any((s.layers, s.d_model) == key for s, _ in self.shapes):
+                if key in looks or key in fresh or any((s.layers, s.d_model) == key for s, _ in self.shapes):
                     continue
-                quick = self._quick(shape, n_law, targets)
-                looks[key] = (quick.hours if quick is not None else math.inf, shape, n_law)
+                fresh[key] = (shape, n_law)
+            for (key, (shape, n_law)), quick in zip(fresh.items(), self._quick(list(fresh.values()), targets),
+                                                    strict=True):
+                looks[key] = (quick if quick is not None else math.inf, shape, n_law)
 
         screen(params, tuple(3 ** (k / 12) for k in range(-12, 13)))
         for _hours, _shape, n_law in sorted(looks.values(), key=lambda x: x[0])[:3]:
@@ -177,66 +199,152 @@ class _Scan:
         self.shapes = self.shapes + [(shape, n) for _, shape, n in ranked[:WIDEN]]
         self.add(targets)
 
-    def _quick(self, shape: ModelShape, n_law: float, targets: list[float]) -> WholePlan | None:
-        """The best of the program's layout with the largest tensor parallel that splits the heads (and a half
-        and a quarter of it), each on the most devices near the first target and on as many as the program's
-        batch feeds with one micro-batch per rank (fewer ranks allow a finer whole batch)."""
+    def _quick(self, shapes: list[tuple[ModelShape, float]], targets: list[float]) -> list[float | None]:
+        """Per shape, the hours of the best of the program's layout with the largest tensor parallel that splits
+        the heads (and a half and a quarter of it), each on the most devices near the first target and on as
+        many as the program's batch feeds with one micro-batch per rank (fewer ranks allow a finer whole
+        batch). The shapes are searched in order, as one scan."""
         request, solved = self.request, self.solved
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
-        top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
-        found = None
-        tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k)) for k in (1, 2, 4)}
-        for lay in sorted(tps, key=Layout.label):
-            fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
-            for t in (targets[0], fed):
-                near = device_candidates(t, lay, per_node, request.max_gpus)
-                g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
-                c = cluster_line(request, solved, shape, n_law, lay, g) if g is not None else None
-                plan = self._batches(c, n_law, batch) if c is not None else None
-                if plan is not None and (found is None or plan.hours < found.hours):
-                    found = plan
+        items, owner = [], []
+        for j, (shape, n_law) in enumerate(shapes):
+            top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
+            tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k))
+                   for k in (1, 2, 4)}
+            for lay in sorted(tps, key=Layout.label):
+                fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
+                for t in (targets[0], fed):
+                    near = device_candidates(t, lay, per_node, request.max_gpus)
+                    g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
+                    if g is not None:
+                        items.append((shape, n_law, lay, g))
+                        owner.append(j)
+        lines, owners = [], []
+        for c, j in zip(cluster_lines(request, solved, items, self.hw), owner, strict=True):
+            if c is not None:
+                lines.append(c)
+                owners.append(j)
+        found: list[float | None] = [None] * len(shapes)
+        # each line's best plan (by the objective: here the hours)
+        for j, hours in zip(owners, self._batches(lines, batch), strict=True):
+            if hours is not None and (found[j] is None or hours < found[j]):
+                found[j] = hours
         return found
 
-    def _batches(self, c: ClusterLine, n_law: float, batch: float) -> WholePlan | None:
-        """Evaluate whole batches around ``batch`` on cluster ``c``; the best plan found there (or None)."""
-        found = None
-        # the batch law allows down to LAW_BATCH_FLOOR of its optimum, and for wall-clock or dollars a smaller
-        # whole batch (fewer tokens above the critical batch) can beat the program's: look down to one unit
-        low = 0.75 if self.request.objective == "loss" else 0.25
-        k_lo = max(1, math.floor(low * batch / c.unit))
-        k_hi = max(k_lo + 1, math.ceil(1.5 * batch / c.unit))
-        ks = range(k_lo, k_hi + 1) if k_hi - k_lo <= 10 else sorted(
-            {round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)})
-        objective = self.request.objective
-        for k in ks:
-            plan = evaluate_whole(self.request, self.solved, c, float(k * c.unit), self.memo)
-            if plan is None:
-                continue
-            if objective == "loss":  # the law only for plans that could win on tokens
-                top = self.best_deff.get(n_law)
-                if top is not None and plan.effective_tokens < top * 0.95 and self.best is not None:
-                    continue  # 5% fewer effective tokens is well past SIZING_TOLERANCE in loss
-                self.best_deff[n_law] = max(top or 0.0, plan.effective_tokens)
-                plan.loss, plan.program_loss = self.memo.loss(n_law, plan.effective_tokens)
-            self.pool.append(plan)
-            if self.best is None or objective_of(plan, objective) < objective_of(self.best, objective):
-                self.best = plan
-            if found is None or objective_of(plan, objective) < objective_of(found, objective):
-                found = plan
+    def _batches(self, lines: list[ClusterLine], batch: float) -> list[float | None]:
+        """Evaluate whole batches around ``batch`` on every line, add the plans to the pool in order (the loss
+        objective keeps only plans that could win on tokens); each line's best plan's hours (None: none)."""
+        request = self.request
+        if not lines:
+            return []
+        rows = evaluate_rows(request, self.solved, lines, [batch_grid(request.objective, batch, c.unit)
+                                                           for c in lines], self.memo)
+        rows = rows.take(np.flatnonzero(rows.ok))
+        if request.objective == "loss":  # the law only for plans that could win on tokens
+            rows = self._could_win(rows)
+            values = rows.loss
+        else:
+            values = rows.cost + rows.serve if request.objective == "cost" else rows.hours
+        found: list[float | None] = [None] * len(lines)
+        if not len(values):
+            return found
+        self.pool.append(rows)
+        i = first_best(values) if self._best is None else least(values)  # NaN never beats a best
+        if self._best is None or values[i] < self._best_value:
+            self._best, self._best_value = (len(self.pool) - 1, i), float(values[i])
+        starts = np.flatnonzero(np.diff(rows.line, prepend=-1))
+        if np.isnan(values).any():  # a law that gives NaN: line by line (NaN never wins after the first)
+            for a, b in zip(starts, [*starts[1:], len(values)], strict=True):
+                found[int(rows.line[a])] = float(rows.hours[a + first_best(values[a:b])])
+            return found
+        counts = np.diff(np.append(starts, len(values)))
+        hit = np.flatnonzero(values == np.repeat(np.minimum.reduceat(values, starts), counts))
+        at, first = np.unique(rows.line[hit], return_index=True)  # each line's first row at its least value
+        for line, row in zip(at.tolist(), hit[first].tolist(), strict=True):
+            found[line] = float(rows.hours[row])
         return found
+
+    def _could_win(self, rows: Rows) -> Rows:
+        """Loss objective: drop plans with 5% fewer effective tokens than an earlier plan of the same params
+        (well past SIZING_TOLERANCE in loss), then evaluate the law on the rest."""
+        n = np.array([c.n_law for c in rows.lines])[rows.line]
+        keep = np.ones(len(n), dtype=bool)
+        for n_law in dict.fromkeys(n.tolist()):
+            idx = np.flatnonzero(n == n_law)
+            d = rows.deff[idx]
+            top = np.maximum.accumulate(d)
+            before = np.concatenate(([-np.inf], top[:-1]))
+            first = self.best_deff.get(n_law)
+            if first is not None:
+                before = np.maximum(before, first)
+            else:
+                before[0] = np.nan  # no earlier plan of these params
+            keep[idx] = ~(d < before * 0.95)
+            self.best_deff[n_law] = max(first or 0.0, float(top[-1]))
+        rows = rows.take(np.flatnonzero(keep))
+        pairs = [self.memo.loss(c, d) for c, d in zip(n[keep].tolist(), rows.deff.tolist(), strict=True)]
+        rows.loss = np.array([p[0] for p in pairs], dtype=float)
+        rows.program_loss = np.array([p[1] for p in pairs], dtype=float)
+        return rows
+
+    def _values(self, rows: Rows) -> np.ndarray:
+        """The objective of every plan of ``rows``."""
+        objective = self.request.objective
+        return rows.loss if objective == "loss" else rows.cost + rows.serve if objective == "cost" else rows.hours
+
+    def _near_rows(self) -> list[tuple[int, np.ndarray]]:
+        """(chunk, rows) of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
+        top = self._best_value * (1 + SIZING_TOLERANCE)
+        out = []
+        for chunk, rows in enumerate(self.pool):
+            idx = np.flatnonzero(self._values(rows) <= top)
+            if len(idx):
+                out.append((chunk, idx))
+        return out
 
     def near(self) -> list[WholePlan]:
         """Plans within SIZING_TOLERANCE of the best objective."""
-        top = objective_of(self.best, self.request.objective) * (1 + SIZING_TOLERANCE)
-        return [p for p in self.pool if objective_of(p, self.request.objective) <= top]
+        return [self._plan(chunk, int(i)) for chunk, idx in self._near_rows() for i in idx]
+
+    def _near_table(self) -> dict[str, np.ndarray]:
+        """Columns of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
+        near = self._near_rows()
+        table = {"chunk": np.concatenate([np.full(len(idx), c) for c, idx in near]),
+                 "row": np.concatenate([idx for _, idx in near]),
+                 "objective": np.concatenate([self._values(self.pool[c])[idx] for c, idx in near]),
+                 "total_cost": np.concatenate([(self.pool[c].cost + self.pool[c].serve)[idx] for c, idx in near])}
+        for name in ("hours", "devices"):
+            table[name] = np.concatenate([getattr(self.pool[c], name)[idx] for c, idx in near])
+        return table
+
+    def _first_least(self, table: dict[str, np.ndarray], keys: list[np.ndarray],
+                     keep: np.ndarray | None = None) -> WholePlan:
+        """The first plan of ``table`` (where ``keep``) least by ``keys`` (most significant first): ``min`` over
+        ``near()`` with that key."""
+        chunk, row = table["chunk"], table["row"]
+        pos = np.arange(len(row))
+        if keep is not None:
+            chunk, row, pos, keys = chunk[keep], row[keep], pos[keep], [k[keep] for k in keys]
+        first = int(np.lexsort([pos, *reversed(keys)])[0])
+        return self._plan(int(chunk[first]), int(row[first]))
+
+    def fastest_near(self) -> WholePlan:
+        """The first plan within SIZING_TOLERANCE of the best objective with the fewest hours."""
+        table = self._near_table()
+        return self._first_least(table, [table["hours"]])
 
     def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
         """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
-        devices than ``max_devices`` for the sake of sizing alone)."""
-        if self.best is None:
+        devices than ``max_devices`` for the sake of sizing alone): ``min`` of ``near()`` by ``_rank``, in
+        arrays."""
+        if self._best is None:
             return None
-        near = [p for p in self.near() if p.devices <= max_devices] or self.near()
-        return min(near, key=lambda p: _rank(p, self.request.objective, sizing_h))
+        t = self._near_table()
+        hours, devices = t["hours"], t["devices"]
+        keep = devices <= max_devices
+        late = hours > sizing_h * (1 + 1e-6) if sizing_h is not None else np.zeros(len(hours), dtype=bool)
+        keys = [late, np.where(late, hours, t["total_cost"]), t["objective"], devices]
+        return self._first_least(t, keys, keep if keep.any() else None)
 
 
 def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
