@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cost_models.architecture import ModelShape, active_params
@@ -77,8 +77,9 @@ class Candidate:
     price: float
     price_source: str
 
-    @property
+    @cached_property
     def hw(self) -> Hardware:
+        """The cluster model's view of the accelerator (computed once: the candidate is frozen)."""
         return Hardware.of(self.acc, self.precision)
 
 
@@ -124,9 +125,15 @@ def shape_for(var: Any, params: float, seq_len: int) -> ModelShape:
     return fit_shape(params, count=var.count, experts=var.experts, seq_len=seq_len).shape
 
 
+@lru_cache(maxsize=1024)
+def shape_terms(shape: ModelShape):
+    """``cost_models.cluster.terms_of_shape`` memoized (the shape is frozen; the terms are a frozen dataclass)."""
+    return terms_of_shape(shape)
+
+
 def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
     """Coefficients that make the program's monomials of N equal the shape's exact terms at N = ``params``."""
-    t = terms_of_shape(shape)
+    t = shape_terms(shape)
     n23, n13 = params**LAYERS_WIDTH_EXPONENT, params**WIDTH_EXPONENT
     out = {Param.A_FLOPS: t.params / params, Param.C_LAYERS_WIDTH: t.layers_width / n23,
            Param.C_ATTN_WIDTH: t.attn_width / n23, Param.C_WIDTH: t.width / n13, Param.A_DENSE: t.dense_params / params}
@@ -137,8 +144,21 @@ def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
 
 
 def numbers_for(request: PlanRequest, cand: Candidate, layout: Layout, shape: ModelShape) -> LayoutNumbers:
-    return layout_numbers(layout, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
-                          shape.is_moe, request.mfu)
+    return _numbers(layout, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
+                    shape.is_moe, request.mfu)
+
+
+@lru_cache(maxsize=4096)
+def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool, mfu: float | None
+             ) -> LayoutNumbers:
+    """``layout_numbers`` memoized (every argument and the result are frozen)."""
+    return layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=256)
+def _layouts(devices_per_node: int, experts: int, max_pp: int, tp: int | None) -> tuple[Layout, ...]:
+    """``candidate_layouts`` memoized (the layouts are frozen)."""
+    return tuple(candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
 
 
 def lr_law_of(request: PlanRequest) -> str:
@@ -273,12 +293,11 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
     step time per token on as many devices as the batch can feed with the layout (dp_min: G <= B·tp·pp /
     (micro_batch·seq)) -- speed. The primary ranking gives ``keep`` layouts, the other two more.
     (Continuous devices: divisibility is settled when the cluster is made whole.)"""
-    t = terms_of_shape(shape)
+    t = shape_terms(shape)
     devices = max(devices, 1.0)
     timed = request.objective == "time" or request.deadline_days is not None
     efficiency, speed = [], []
-    for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
-                                 tp=request.tensor_parallel):
+    for lay in _layouts(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel):
         if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
             continue
         if request.max_gpus and lay.tp * lay.pp > request.max_gpus:

@@ -1,0 +1,125 @@
+"""Fast paths and memoized functions give exactly what the full paths give, and reject what they reject."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from laws.base import LawError
+from laws.catalog import get_law
+
+
+def _slow_numeric(law, inputs):
+    """The validated path alone (no fast path): np.asarray then the finiteness/range checks."""
+    import laws.base as base
+
+    saved = base._checked_fast
+    base._checked_fast = lambda v, lo: None
+    try:
+        return law._numeric_inputs(inputs)
+    finally:
+        base._checked_fast = saved
+
+
+@pytest.mark.parametrize("law_id", ["chinchilla-hoffmann-2022", "kaplan-2020", "joint-moe-2025",
+                                    "muennighoff-2023"])
+def test_fast_predict_equals_validated_path(law_id):
+    law = get_law(law_id)
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        inputs = {}
+        for k in law.inputs:
+            x = float(10 ** rng.uniform(0, 13))
+            if k == "experts":
+                x = float(rng.choice([1, 2, 8, 64]))
+            kind = rng.integers(4)
+            inputs[k] = (x, int(max(1, round(x))), np.float64(x), np.array([x, 2 * x]))[kind]
+        fast = law._numeric_inputs(inputs)
+        slow = _slow_numeric(law, inputs)
+        assert fast.keys() == slow.keys()
+        for k in fast:
+            assert type(fast[k]) is type(slow[k]) and fast[k].dtype == slow[k].dtype
+            assert np.array_equal(fast[k], slow[k])
+        np.testing.assert_array_equal(law.predict(**inputs), law.predict(**{k: np.asarray(v, dtype=float)
+                                                                              for k, v in inputs.items()}))
+
+
+@pytest.mark.parametrize("bad", [math.nan, -1.0, 0.0, math.inf, -math.inf, "1e9", "x", True, None, [1.0, "x"],
+                                 np.array([1.0, math.nan]), np.array([1.0, -2.0]), np.array([1, 0]), 0, -3])
+def test_fast_path_rejects_with_the_same_error(bad):
+    law = get_law("chinchilla-hoffmann-2022")
+
+    def message(fn):
+        try:
+            fn()
+        except LawError as e:
+            return type(e), str(e), e.field
+        return None
+
+    got = message(lambda: law.predict(params=bad, tokens=1e10))
+    want = message(lambda: _slow_numeric(law, {"params": bad, "tokens": 1e10}))
+    assert got == want
+    # numpy reads True as 1.0 and "1e9" as 1e9: both paths accept them
+    if not (isinstance(bad, bool) or (isinstance(bad, str) and bad == "1e9")):
+        assert got is not None
+
+
+def test_minimum_inputs_use_the_same_rule():
+    law = get_law("joint-moe-2025")
+    with pytest.raises(LawError, match="experts must be finite and at least 1"):
+        law.predict(params=1e9, tokens=1e10, experts=0.5)
+    assert float(law.predict(params=1e9, tokens=1e10, experts=1)) == float(
+        law.predict(params=np.asarray(1e9), tokens=np.asarray(1e10), experts=np.asarray(1.0)))
+
+
+def test_predict_errors_for_unknown_output_and_inputs():
+    law = get_law("chinchilla-hoffmann-2022")
+    with pytest.raises(LawError, match="unknown output"):
+        law.predict("nope", params=1e9, tokens=1e10)
+    with pytest.raises(LawError, match="missing tokens"):
+        law.predict(params=1e9)
+    with pytest.raises(LawError, match="unexpected flops"):
+        law.predict(params=1e9, tokens=1e10, flops=1.0)
+
+
+def test_memoized_shape_equals_fresh():
+    from planner import rounding
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        p = float(10 ** rng.uniform(7, 12))
+        kw = dict(count=str(rng.choice(["total", "active", "non_embedding"])), experts=int(rng.choice([1, 8])))
+        first = rounding.fit_shape(p, **kw)
+        again = rounding.fit_shape(p, **kw)
+        fresh = rounding._fit.__wrapped__(float(p), kw["count"], kw["experts"], 1, rounding.LLAMA3_VOCAB, 4096,
+                                          "swiglu", False)
+        assert first == again == fresh
+        assert rounding._preferred_at(first.shape.d_model) == rounding.preferred_layers(first.shape.d_model)
+
+
+def test_fit_shape_still_rejects_bad_params():
+    from planner.rounding import fit_shape
+
+    fit_shape(1.0)   # cached for 1 == True: the bool must still be rejected
+    for bad in (True, math.nan, -1.0, 0, "1e9"):
+        with pytest.raises(ValueError, match="params must be a positive finite number"):
+            fit_shape(bad)
+
+
+def test_memoized_layout_numbers_equal_fresh():
+    from cost_models.cluster import candidate_layouts, layout_numbers
+    from planner import solve
+    from planner.optimize import _candidates
+    from planner.request import PlanRequest
+    from planner.rounding import fit_shape
+
+    request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
+    cand = _candidates(request)[0]
+    shape = fit_shape(2e9).shape
+    assert solve._layouts(8, 1, shape.layers, None) == tuple(candidate_layouts(8, max_pp=shape.layers))
+    for lay in candidate_layouts(8, max_pp=shape.layers):
+        assert solve.numbers_for(request, cand, lay, shape) == layout_numbers(lay, cand.hw, 4096, shape.vocab, 1,
+                                                                              False, None)
+    assert solve.shape_terms(shape) == solve.terms_of_shape(shape)
