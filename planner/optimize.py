@@ -22,14 +22,17 @@ from planner.errors import InfeasiblePlanError, InputError
 from planner.plan import Alternative, Plan
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import (
+    DEFAULT_START,
     FIELD_OF,
     Candidate,
     Solved,
+    compute_optimal_start,
     diagnose,
     probe_layout,
     ranked_layouts,
     solve_layout,
     solver_failure,
+    start_layout,
 )
 from planner.whole_search import make_whole
 
@@ -327,7 +330,14 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
     """Solve one variant on one candidate: the probe layout first, then the fastest layouts at its size."""
     law = var.law
     probe = probe_layout(request, cand, var.experts)
-    first = solve_layout(request, law, var, cand, probe, hint or 1e9)
+    first = None
+    start = compute_optimal_start(request, var) if hint is None else None
+    if start is not None:  # one solve from the closed form; kept only when it is a fixed point of the rounding
+        first = solve_layout(request, law, var, cand, start_layout(request, var, probe), start, iterations=1)
+        if first.sol.status != "optimal" or not first.settled:
+            first = None
+    if first is None:
+        first = solve_layout(request, law, var, cand, probe, hint or DEFAULT_START)
     if first.sol.status == "infeasible":
         raise diagnose(request, law, (first.structure, first.values))
     if first.sol.status == "unbounded":

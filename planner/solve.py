@@ -95,6 +95,7 @@ class Solved:
     structure: Structure
     shape: ModelShape
     serving: Any = None   # planner.serving.ProgramServing at the solution (None without inference demand)
+    settled: bool = False  # the last solve's shape is the rounded shape of its answer (a fixed point)
 
     def estimate(self, objective: str) -> float:
         """The objective at the program's optimum (the loss under the variant's full law)."""
@@ -256,8 +257,12 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
     """Solve with ``layout``; the shape terms are refreshed from the rounded shape until N settles (at most
     ``iterations`` solves)."""
     active = active_constraints(request, var)
+    # without serving terms the Parameters depend on N only through the rounded shape: a solve at the shape it
+    # already had would repeat the last answer exactly, so the loop stops there
+    repeats = request.inference_tokens is None
     n = params_hint
     sol = None
+    settled = False
     for _ in range(iterations):
         shape = shape_for(var, n, request.seq_len)
         # tensor parallel must split the rounded shape's heads; for wall-clock the program keeps its degree (a
@@ -266,7 +271,10 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
             layout = with_tp_for_heads(layout, shape.heads, layout.tp)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
-        if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
+        if sol.status != "optimal":
+            break
+        settled = shape_for(var, sol.params, request.seq_len) == shape
+        if abs(sol.params / n - 1.0) < 0.01 or (settled and repeats):
             break
         n = sol.params
     assert sol is not None
@@ -274,7 +282,37 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
     if sol.status == "optimal" and request.inference_tokens is not None:
         serving = program_serving_at(request, var, cand, sol.params)
     return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
-                  if sol.status == "optimal" else shape, serving)
+                  if sol.status == "optimal" else shape, serving, settled)
+
+
+# The fixed point's default start (params) when nothing better is known.
+DEFAULT_START = 1e9
+
+
+def compute_optimal_start(request: PlanRequest, var: Any) -> float | None:
+    """Params to start the probe's fixed point from without a solve: the law's closed-form compute-optimal N at
+    ``budget_flops`` (Hoffmann et al. 2022 eq. 4), where that is the program's answer up to the shape terms --
+    a loss objective under a FLOPs budget alone, on a Chinchilla-form law in the program's own N. None
+    otherwise (the fixed point starts from DEFAULT_START)."""
+    law = var.law
+    others = ("dollars", "gpu_hours", "deadline_days", "target_loss", "min_params", "max_params", "min_tokens",
+              "max_tokens", "min_step_seconds", "inference_tokens")
+    if (request.budget_flops is None or request.objective != "loss" or law.form != "chinchilla"
+            or var.count not in ("total", "active") or var.unique_tokens is not None
+            or getattr(var, "robust", None) is not None or any(getattr(request, f) is not None for f in others)):
+        return None
+    n = float(law.compute_optimal(request.budget_flops)[0])
+    return n if math.isfinite(n) and n > 0 else None
+
+
+def start_layout(request: PlanRequest, var: Any, layout: Layout) -> Layout:
+    """``layout`` with tensor parallel fitted to the heads of the shape at DEFAULT_START, as a fixed point started
+    there leaves it (the degree only shrinks along the fixed point): a fixed point started elsewhere on this
+    layout reaches the same answer."""
+    shape = shape_for(var, DEFAULT_START, request.seq_len)
+    if shape.heads % layout.tp and request.objective != "time":
+        return with_tp_for_heads(layout, shape.heads, layout.tp)
+    return layout
 
 
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:

@@ -123,3 +123,59 @@ def test_memoized_layout_numbers_equal_fresh():
         assert solve.numbers_for(request, cand, lay, shape) == layout_numbers(lay, cand.hw, 4096, shape.vocab, 1,
                                                                               False, None)
     assert solve.shape_terms(shape) == solve.terms_of_shape(shape)
+
+
+def _plan_numbers(plan):
+    return (plan.params, plan.tokens, plan.loss, plan.gpus, plan.hours, plan.total_cost_usd, plan.batch_tokens,
+            plan.parallelism.model_dump() if plan.parallelism is not None else None)
+
+
+def test_closed_form_start_gives_the_plan_of_the_default_start(monkeypatch):
+    """The probe's fixed point started at the law's compute-optimal N (one solve saved) ends at the plan the
+    default start (1e9 params) gives, over a spread of budgets, accelerators and an MoE request."""
+    import sys
+
+    import planner.program as program
+    from planner import optimize
+
+    po = sys.modules["planner.optimize"]   # the module (planner.optimize the attribute is the function)
+    rng = np.random.default_rng(11)
+    requests = [dict(budget_flops=float(10 ** rng.uniform(19, 25)), gpu=str(rng.choice(["h100", "a100-80gb"])))
+                for _ in range(6)] + [dict(budget_flops=1e22, moe=True, experts=4, gpu="h100")]
+    solves = {"count": 0}
+    real = program.TrainingProgram.solve
+
+    def counting(self, values):
+        solves["count"] += 1
+        return real(self, values)
+
+    monkeypatch.setattr(program.TrainingProgram, "solve", counting)
+    for r in requests:
+        solves["count"] = 0
+        fast = optimize(**r)
+        fast_solves = solves["count"]
+        with monkeypatch.context() as m:
+            m.setattr(po, "compute_optimal_start", lambda request, var: None)
+            solves["count"] = 0
+            slow = optimize(**r)
+            slow_solves = solves["count"]
+        assert _plan_numbers(fast) == _plan_numbers(slow), r
+        assert fast_solves <= slow_solves
+
+
+def test_closed_form_start_only_under_a_flops_budget_alone():
+    from planner.optimize import _law, _variants
+    from planner.request import PlanRequest
+    from planner.solve import compute_optimal_start
+
+    def start(**fields):
+        request = PlanRequest.parse(gpu="h100", **fields)
+        return compute_optimal_start(request, _variants(request, _law(request))[0])
+
+    n = start(budget_flops=1e22)
+    assert n is not None and 5e9 < n < 2e10
+    assert start(budget_flops=1e22, dollars=1e6) is None
+    assert start(budget_flops=1e22, inference_tokens=1e12) is None
+    assert start(dollars=1e6) is None
+    assert start(objective="cost", target_loss=2.2) is None
+    assert start(budget_flops=1e22, law="kaplan-2020") is None
