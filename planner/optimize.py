@@ -346,8 +346,12 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
         raise solver_failure(first.sol)
     solved = [first]
     tried = {first.layout}
+    last = None
     for _round in range(2):  # the fastest layouts at the best plan so far, solved from its size
         best = min(solved, key=lambda s: _layout_rank(s, request.objective))
+        if best is last:  # the same ranking again: every layout it gives was tried
+            break
+        last = best
         for lay in ranked_layouts(request, cand, best.shape, best.sol.batch_tokens, best.sol.devices):
             if lay in tried:
                 continue

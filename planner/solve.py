@@ -157,9 +157,10 @@ def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int,
 
 
 @lru_cache(maxsize=256)
-def _layouts(devices_per_node: int, experts: int, max_pp: int, tp: int | None) -> tuple[Layout, ...]:
-    """``candidate_layouts`` memoized (the layouts are frozen)."""
-    return tuple(candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
+def _layouts(devices_per_node: int, experts: int, max_pp: int, tp: int | None) -> tuple[tuple[Layout, str], ...]:
+    """``candidate_layouts`` with their labels, memoized (the layouts are frozen)."""
+    return tuple((lay, lay.label())
+                 for lay in candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
 
 
 def lr_law_of(request: PlanRequest) -> str:
@@ -334,21 +335,32 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
     t = shape_terms(shape)
     devices = max(devices, 1.0)
     timed = request.objective == "time" or request.deadline_days is not None
+    hw, usable = cand.hw, cand.hw.memory
+    experts_active = shape.top_k + shape.shared_experts
+    # (memory exceeded, step time per token, label, layout); the step time is only needed for the ``keep`` best
+    # of a list, so it is computed for layouts that fit and, when fewer than ``keep`` fit, for the others too
     efficiency, speed = [], []
-    for lay in _layouts(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel):
+    for lay, label in _layouts(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel):
         if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
             continue
         if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
             continue
-        n = numbers_for(request, cand, lay, shape)
+        n = _numbers(lay, hw, request.seq_len, shape.vocab, experts_active, shape.is_moe, request.mfu)
         for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
             if out is speed and not timed:
                 continue
             g = min(g, float(request.max_gpus)) if request.max_gpus else g
             b = max(batch, g * n.mb_seq / n.mp)
-            step = float(_step_seconds(t, n, b, g))
             mem = float(_memory_bytes(t, n, g))
-            out.append((mem > cand.hw.memory, step / b, lay.label(), lay))
+            out.append([mem > usable, (n, b, g), label, lay])
+    for out in (efficiency, speed):
+        fitting = sum(1 for x in out if not x[0])
+        for x in out:
+            if not x[0] or fitting < keep:
+                n, b, g = x[1]
+                x[1] = float(_step_seconds(t, n, b, g)) / b
+            else:
+                x[1] = math.inf   # never among the ``keep`` best: at least ``keep`` layouts fit
     first, second = (speed, efficiency) if request.objective == "time" else (efficiency, speed)
     first.sort(key=lambda x: x[:3])
     second.sort(key=lambda x: x[:3])

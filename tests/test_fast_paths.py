@@ -118,7 +118,8 @@ def test_memoized_layout_numbers_equal_fresh():
     request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
     cand = _candidates(request)[0]
     shape = fit_shape(2e9).shape
-    assert solve._layouts(8, 1, shape.layers, None) == tuple(candidate_layouts(8, max_pp=shape.layers))
+    assert solve._layouts(8, 1, shape.layers, None) == tuple((lay, lay.label())
+                                                             for lay in candidate_layouts(8, max_pp=shape.layers))
     for lay in candidate_layouts(8, max_pp=shape.layers):
         assert solve.numbers_for(request, cand, lay, shape) == layout_numbers(lay, cand.hw, 4096, shape.vocab, 1,
                                                                               False, None)
@@ -179,3 +180,57 @@ def test_closed_form_start_only_under_a_flops_budget_alone():
     assert start(dollars=1e6) is None
     assert start(objective="cost", target_loss=2.2) is None
     assert start(budget_flops=1e22, law="kaplan-2020") is None
+
+
+def _ranked_reference(request, cand, shape, batch, devices, keep=3):
+    """ranked_layouts as first written: every layout's step time computed (the reference for the lazy one)."""
+    from cost_models.cluster import candidate_layouts, layout_numbers, memory_bytes, step_seconds, terms_of_shape
+
+    t = terms_of_shape(shape)
+    devices = max(devices, 1.0)
+    timed = request.objective == "time" or request.deadline_days is not None
+    efficiency, speed = [], []
+    for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
+                                 tp=request.tensor_parallel):
+        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
+            continue
+        if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
+            continue
+        n = layout_numbers(lay, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
+                           shape.is_moe, request.mfu)
+        for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
+            if out is speed and not timed:
+                continue
+            g = min(g, float(request.max_gpus)) if request.max_gpus else g
+            b = max(batch, g * n.mb_seq / n.mp)
+            step = float(step_seconds(t, n, b, g))
+            mem = float(memory_bytes(t, n, g))
+            out.append((mem > cand.hw.memory, step / b, lay.label(), lay))
+    first, second = (speed, efficiency) if request.objective == "time" else (efficiency, speed)
+    first.sort(key=lambda x: x[:3])
+    second.sort(key=lambda x: x[:3])
+    chosen = [x[3] for x in first[:keep]]
+    chosen += [x[3] for x in second[:keep] if x[3] not in chosen][:2]
+    return chosen
+
+
+@pytest.mark.parametrize("fields", [dict(budget_flops=1e22), dict(dollars=1e6, deadline_days=30),
+                                    dict(objective="time", target_loss=2.3, max_gpus=64),
+                                    dict(budget_flops=1e22, moe=True, experts=8), dict(budget_flops=1e22, mfu=0.4)])
+def test_ranked_layouts_equal_the_eager_reference(fields):
+    from planner.optimize import _candidates
+    from planner.request import PlanRequest
+    from planner.rounding import fit_shape
+    from planner.solve import ranked_layouts
+
+    request = PlanRequest.parse(gpu="h100", **fields)
+    cand = _candidates(request)[0]
+    rng = np.random.default_rng(5)
+    experts = request.experts or 1
+    for _ in range(25):   # from small models (most layouts fit) to huge ones (few or none fit)
+        shape = fit_shape(float(10 ** rng.uniform(8, 12.5)), experts=experts,
+                          count="active" if experts > 1 else "total").shape
+        batch, devices = float(10 ** rng.uniform(5, 8)), float(10 ** rng.uniform(0, 4.5))
+        for keep in (1, 3):
+            assert (ranked_layouts(request, cand, shape, batch, devices, keep)
+                    == _ranked_reference(request, cand, shape, batch, devices, keep))
