@@ -34,6 +34,7 @@ from planner.solve import (
     solver_failure,
     start_layout,
 )
+from planner.whole import WholePlan
 from planner.whole_search import make_whole
 
 # --precision any tries these; fp4 training has no verified loss model here, so it is only used when asked for.
@@ -146,7 +147,7 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
     if robust is not None:
         variants = [dataclasses.replace(v, robust=robust) for v in variants]
     candidates = _candidates(request)
-    plans: list[Plan] = []
+    plans: list[tuple[Solved, WholePlan]] = []   # made whole and verified; only the best is explained
     failures: list[InfeasiblePlanError] = []
     data_grid = request.unique_tokens is not None
     single = len(candidates) * len(variants) == 1
@@ -162,7 +163,7 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
             solved = _solve_each(request, cand, variants, failures, single)
         for s in solved:
             try:
-                plans.append(plan_of(request, s))
+                plans.append(whole_of(request, s))
             except InfeasiblePlanError as e:
                 if single:
                     raise
@@ -172,17 +173,23 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
         what = "accelerator" if len(candidates) > 1 else "choice"
         raise InfeasiblePlanError(first.field, f"no {what} can meet every limit; e.g. {first.detail}",
                                   first.relaxations)
-    best = min(plans, key=lambda p: p.objective_value)
+    from planner.explain import explain, objective_value
+
+    def value(found: tuple[Solved, WholePlan]) -> float:
+        return objective_value(request.objective, found[1])
+
+    best = explain(request, *min(plans, key=value))
     if len(plans) > 1 or failures:
         alts, seen = [], set()
-        for p in sorted(plans, key=lambda p: p.objective_value):
-            key = (p.gpu, p.precision, p.experts, None if p.epochs is None else round(p.epochs, 3))
+        for s, w in sorted(plans, key=value):
+            epochs = None if s.var.unique_tokens is None else w.tokens / s.var.unique_tokens
+            key = (s.cand.acc.id, s.cand.precision, w.shape.experts, None if epochs is None else round(epochs, 3))
             if key in seen:  # an epochs variant whose data limit is slack repeats a smaller one's plan
                 continue
             seen.add(key)
-            alts.append(Alternative(gpu=p.gpu, precision=p.precision, experts=p.experts, epochs=p.epochs,
-                                    feasible=True, objective_value=p.objective_value, loss=p.loss,
-                                    cost_usd=p.total_cost_usd, hours=p.hours))
+            alts.append(Alternative(gpu=s.cand.acc.id, precision=s.cand.precision, experts=w.shape.experts,
+                                    epochs=epochs, feasible=True, objective_value=value((s, w)), loss=w.loss,
+                                    cost_usd=w.total_cost_usd, hours=w.hours))
         best = best.model_copy(update={"alternatives": alts})
     return best
 
@@ -387,14 +394,13 @@ class _Ranked(list):
         return self[0].estimate(objective)
 
 
-def plan_of(request: PlanRequest, ranked: list[Solved]) -> Plan:
-    """The best launchable plan among the solved layouts (each made a whole cluster and verified)."""
-    from planner.explain import explain
-
+def whole_of(request: PlanRequest, ranked: list[Solved]) -> tuple[Solved, WholePlan]:
+    """The best launchable plan among the solved layouts (each made a whole cluster and verified), with the
+    solved layout it was made from."""
     for s in ranked:
         whole = make_whole(request, s)
         if whole is not None:
-            return explain(request, s, whole)
+            return s, whole
     s = ranked[0]
     # the binding user limits, loosened a little: whole devices and sequences need slightly more than the
     # continuous optimum (``optimize`` checks each by a re-solve and nudges it further if needed)

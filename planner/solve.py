@@ -157,9 +157,11 @@ def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int,
 
 
 @lru_cache(maxsize=256)
-def _layouts(devices_per_node: int, experts: int, max_pp: int, tp: int | None) -> tuple[tuple[Layout, str], ...]:
-    """``candidate_layouts`` with their labels, memoized (the layouts are frozen)."""
-    return tuple((lay, lay.label())
+def _layout_table(devices_per_node: int, experts: int, max_pp: int, tp: int | None, hw: Hardware, seq_len: int,
+                  vocab: int, top_k: int, moe: bool, mfu: float | None
+                  ) -> tuple[tuple[Layout, str, LayoutNumbers], ...]:
+    """Every layout of the search (``candidate_layouts``) with its label and numbers, memoized (all frozen)."""
+    return tuple((lay, lay.label(), layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu))
                  for lay in candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
 
 
@@ -335,17 +337,17 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
     t = shape_terms(shape)
     devices = max(devices, 1.0)
     timed = request.objective == "time" or request.deadline_days is not None
-    hw, usable = cand.hw, cand.hw.memory
-    experts_active = shape.top_k + shape.shared_experts
+    usable = cand.hw.memory
+    table = _layout_table(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel, cand.hw,
+                          request.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe, request.mfu)
     # (memory exceeded, step time per token, label, layout); the step time is only needed for the ``keep`` best
     # of a list, so it is computed for layouts that fit and, when fewer than ``keep`` fit, for the others too
     efficiency, speed = [], []
-    for lay, label in _layouts(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel):
+    for lay, label, n in table:
         if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
             continue
         if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
             continue
-        n = _numbers(lay, hw, request.seq_len, shape.vocab, experts_active, shape.is_moe, request.mfu)
         for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
             if out is speed and not timed:
                 continue

@@ -118,8 +118,9 @@ def test_memoized_layout_numbers_equal_fresh():
     request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
     cand = _candidates(request)[0]
     shape = fit_shape(2e9).shape
-    assert solve._layouts(8, 1, shape.layers, None) == tuple((lay, lay.label())
-                                                             for lay in candidate_layouts(8, max_pp=shape.layers))
+    table = solve._layout_table(8, 1, shape.layers, None, cand.hw, 4096, shape.vocab, 1, False, None)
+    assert table == tuple((lay, lay.label(), layout_numbers(lay, cand.hw, 4096, shape.vocab, 1, False, None))
+                          for lay in candidate_layouts(8, max_pp=shape.layers))
     for lay in candidate_layouts(8, max_pp=shape.layers):
         assert solve.numbers_for(request, cand, lay, shape) == layout_numbers(lay, cand.hw, 4096, shape.vocab, 1,
                                                                               False, None)
