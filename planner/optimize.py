@@ -19,6 +19,7 @@ from cost_models.catalog import CatalogError, load_catalog
 from laws.base import Law, LawError
 from laws.catalog import get_law
 from planner.errors import InfeasiblePlanError, InputError
+from planner.layout_rank import ranked_layouts
 from planner.plan import Alternative, Plan
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import (
@@ -29,7 +30,6 @@ from planner.solve import (
     compute_optimal_start,
     diagnose,
     probe_layout,
-    ranked_layouts,
     solve_layout,
     solver_failure,
     start_layout,

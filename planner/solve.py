@@ -15,13 +15,10 @@ from cost_models.cluster import (
     Hardware,
     Layout,
     LayoutNumbers,
-    candidate_layouts,
     layout_numbers,
     terms_of_shape,
     with_tp_for_heads,
 )
-from cost_models.cluster import memory_bytes as _memory_bytes
-from cost_models.cluster import step_seconds as _step_seconds
 from cost_models.throughput import DEFAULT_GOODPUT
 from laws.base import Law
 from planner.errors import InfeasiblePlanError, InputError
@@ -126,15 +123,9 @@ def shape_for(var: Any, params: float, seq_len: int) -> ModelShape:
     return fit_shape(params, count=var.count, experts=var.experts, seq_len=seq_len).shape
 
 
-@lru_cache(maxsize=1024)
-def shape_terms(shape: ModelShape):
-    """``cost_models.cluster.terms_of_shape`` memoized (the shape is frozen; the terms are a frozen dataclass)."""
-    return terms_of_shape(shape)
-
-
 def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
     """Coefficients that make the program's monomials of N equal the shape's exact terms at N = ``params``."""
-    t = shape_terms(shape)
+    t = terms_of_shape(shape)
     n23, n13 = params**LAYERS_WIDTH_EXPONENT, params**WIDTH_EXPONENT
     out = {Param.A_FLOPS: t.params / params, Param.C_LAYERS_WIDTH: t.layers_width / n23,
            Param.C_ATTN_WIDTH: t.attn_width / n23, Param.C_WIDTH: t.width / n13, Param.A_DENSE: t.dense_params / params}
@@ -154,15 +145,6 @@ def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int,
              ) -> LayoutNumbers:
     """``layout_numbers`` memoized (every argument and the result are frozen)."""
     return layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
-
-
-@lru_cache(maxsize=256)
-def _layout_table(devices_per_node: int, experts: int, max_pp: int, tp: int | None, hw: Hardware, seq_len: int,
-                  vocab: int, top_k: int, moe: bool, mfu: float | None
-                  ) -> tuple[tuple[Layout, str, LayoutNumbers], ...]:
-    """Every layout of the search (``candidate_layouts``) with its label and numbers, memoized (all frozen)."""
-    return tuple((lay, lay.label(), layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu))
-                 for lay in candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
 
 
 def lr_law_of(request: PlanRequest) -> str:
@@ -325,50 +307,6 @@ def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
         tp = min(tp, 2 ** int(math.log2(request.max_gpus)))
     ep = min(2 ** int(math.log2(experts)), 64) if experts > 1 else 1
     return Layout(tp=tp, pp=1, recompute="full", zero_stage=3, ep=ep)
-
-
-def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, batch: float, devices: float,
-                   keep: int = 3) -> list[Layout]:
-    """The layouts of the search whose memory fits, best first: by step time per token of batch at (batch,
-    devices) -- device efficiency -- and, when wall-clock matters (objective time or a deadline), also by the
-    step time per token on as many devices as the batch can feed with the layout (dp_min: G <= B·tp·pp /
-    (micro_batch·seq)) -- speed. The primary ranking gives ``keep`` layouts, the other two more.
-    (Continuous devices: divisibility is settled when the cluster is made whole.)"""
-    t = shape_terms(shape)
-    devices = max(devices, 1.0)
-    timed = request.objective == "time" or request.deadline_days is not None
-    usable = cand.hw.memory
-    table = _layout_table(cand.acc.devices_per_node, shape.experts, shape.layers, request.tensor_parallel, cand.hw,
-                          request.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe, request.mfu)
-    # (memory exceeded, step time per token, label, layout); the step time is only needed for the ``keep`` best
-    # of a list, so it is computed for layouts that fit and, when fewer than ``keep`` fit, for the others too
-    efficiency, speed = [], []
-    for lay, label, n in table:
-        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
-            continue
-        if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
-            continue
-        for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
-            if out is speed and not timed:
-                continue
-            g = min(g, float(request.max_gpus)) if request.max_gpus else g
-            b = max(batch, g * n.mb_seq / n.mp)
-            mem = float(_memory_bytes(t, n, g))
-            out.append([mem > usable, (n, b, g), label, lay])
-    for out in (efficiency, speed):
-        fitting = sum(1 for x in out if not x[0])
-        for x in out:
-            if not x[0] or fitting < keep:
-                n, b, g = x[1]
-                x[1] = float(_step_seconds(t, n, b, g)) / b
-            else:
-                x[1] = math.inf   # never among the ``keep`` best: at least ``keep`` layouts fit
-    first, second = (speed, efficiency) if request.objective == "time" else (efficiency, speed)
-    first.sort(key=lambda x: x[:3])
-    second.sort(key=lambda x: x[:3])
-    chosen = [x[3] for x in first[:keep]]
-    chosen += [x[3] for x in second[:keep] if x[3] not in chosen][:2]
-    return chosen
 
 
 def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dict[str, float]]

@@ -118,13 +118,9 @@ def test_memoized_layout_numbers_equal_fresh():
     request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
     cand = _candidates(request)[0]
     shape = fit_shape(2e9).shape
-    table = solve._layout_table(8, 1, shape.layers, None, cand.hw, 4096, shape.vocab, 1, False, None)
-    assert table == tuple((lay, lay.label(), layout_numbers(lay, cand.hw, 4096, shape.vocab, 1, False, None))
-                          for lay in candidate_layouts(8, max_pp=shape.layers))
     for lay in candidate_layouts(8, max_pp=shape.layers):
         assert solve.numbers_for(request, cand, lay, shape) == layout_numbers(lay, cand.hw, 4096, shape.vocab, 1,
                                                                               False, None)
-    assert solve.shape_terms(shape) == solve.terms_of_shape(shape)
 
 
 def _plan_numbers(plan):
@@ -217,21 +213,73 @@ def _ranked_reference(request, cand, shape, batch, devices, keep=3):
 
 @pytest.mark.parametrize("fields", [dict(budget_flops=1e22), dict(dollars=1e6, deadline_days=30),
                                     dict(objective="time", target_loss=2.3, max_gpus=64),
-                                    dict(budget_flops=1e22, moe=True, experts=8), dict(budget_flops=1e22, mfu=0.4)])
+                                    dict(budget_flops=1e22, moe=True, experts=8), dict(budget_flops=1e22, mfu=0.4),
+                                    dict(dollars=1e7, deadline_days=3, max_gpus=512, tensor_parallel=4)])
 def test_ranked_layouts_equal_the_eager_reference(fields):
+    from planner.layout_rank import ranked_layouts
     from planner.optimize import _candidates
     from planner.request import PlanRequest
     from planner.rounding import fit_shape
-    from planner.solve import ranked_layouts
 
     request = PlanRequest.parse(gpu="h100", **fields)
     cand = _candidates(request)[0]
     rng = np.random.default_rng(5)
     experts = request.experts or 1
-    for _ in range(25):   # from small models (most layouts fit) to huge ones (few or none fit)
+    for _ in range(50):   # from small models (most layouts fit) to huge ones (few or none fit)
         shape = fit_shape(float(10 ** rng.uniform(8, 12.5)), experts=experts,
                           count="active" if experts > 1 else "total").shape
         batch, devices = float(10 ** rng.uniform(5, 8)), float(10 ** rng.uniform(0, 4.5))
         for keep in (1, 3):
             assert (ranked_layouts(request, cand, shape, batch, devices, keep)
                     == _ranked_reference(request, cand, shape, batch, devices, keep))
+
+
+def test_layout_table_holds_every_layouts_numbers():
+    from cost_models.cluster import candidate_layouts, layout_numbers
+    from planner.layout_rank import layout_table
+    from planner.optimize import _candidates
+    from planner.request import PlanRequest
+
+    cand = _candidates(PlanRequest.parse(budget_flops=1e22, gpu="h100"))[0]
+    for experts, moe, mfu in ((1, False, None), (8, True, None), (1, False, 0.4)):
+        table = layout_table(8, experts, 64, None, cand.hw, 4096, 128256, 1, moe, mfu)
+        layouts = candidate_layouts(8, moe_experts=experts, max_pp=64)
+        assert table.layouts == tuple(layouts)
+        for i, lay in enumerate(layouts):
+            one = layout_numbers(lay, cand.hw, 4096, 128256, 1, moe, mfu)
+            for f in one.__dataclass_fields__:
+                v, column = getattr(one, f), getattr(table.numbers, f)
+                if v is None:   # an absent term: 0.0, or None when no layout has it
+                    assert column is None or column[i] == 0.0
+                else:
+                    assert column[i] == v
+
+
+@pytest.mark.parametrize("moe,mfu", [(False, None), (True, None), (False, 0.4)])
+def test_layout_arrays_give_the_scalar_step_times_and_memory_bit_for_bit(moe, mfu):
+    """Absent terms as 0.0 change no number: every layout's step time and memory from the arrays equal the
+    layout-by-layout values exactly."""
+    from cost_models.cluster import layout_numbers, memory_bytes, step_seconds, terms_of_shape
+    from planner.layout_rank import layout_table
+    from planner.optimize import _candidates
+    from planner.request import PlanRequest
+    from planner.rounding import fit_shape
+
+    rng = np.random.default_rng(17)
+    for gpu in ("h100", "a100-80gb", "v100"):
+        cand = _candidates(PlanRequest.parse(budget_flops=1e22, gpu=gpu, precision="fp16"))[0]
+        for _ in range(15):
+            experts = 8 if moe else 1
+            shape = fit_shape(float(10 ** rng.uniform(8, 12.5)), experts=experts,
+                              count="active" if moe else "total").shape
+            t = terms_of_shape(shape)
+            table = layout_table(cand.acc.devices_per_node, experts, shape.layers, None, cand.hw, 4096, shape.vocab,
+                                 1, moe, mfu)
+            g = 10 ** rng.uniform(0, 4.5, len(table.layouts))
+            b = 10 ** rng.uniform(5, 8, len(table.layouts))
+            steps = step_seconds(t, table.numbers, b, g)
+            mems = memory_bytes(t, table.numbers, g)
+            for i, lay in enumerate(table.layouts):
+                one = layout_numbers(lay, cand.hw, 4096, shape.vocab, 1, moe, mfu)
+                assert float(steps[i]) == float(step_seconds(t, one, float(b[i]), float(g[i])))
+                assert float(mems[i]) == float(memory_bytes(t, one, float(g[i])))
