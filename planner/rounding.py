@@ -188,8 +188,10 @@ def fit_shape(params: float, *, count: Count = "total", experts: int = 1, top_k:
     """
     if count not in COUNTERS:
         raise ValueError(f"count must be one of {sorted(COUNTERS)}, got {count!r}")
-    if isinstance(params, bool) or not (isinstance(params, numbers.Real) and math.isfinite(params) and params > 0):
-        raise ValueError(f"params must be a positive finite number, got {params!r}")
+    if type(params) is not float or not 0.0 < params < math.inf:   # a positive finite float passes the check
+        if isinstance(params, bool) or not (isinstance(params, numbers.Real) and math.isfinite(params)
+                                            and params > 0):
+            raise ValueError(f"params must be a positive finite number, got {params!r}")
     if experts < 1 or top_k < 1 or top_k > experts:
         raise ValueError(f"need 1 <= top_k <= experts, got experts={experts}, top_k={top_k}")
     if experts == 1:

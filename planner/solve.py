@@ -5,8 +5,9 @@ the layout search around it and the diagnosis of infeasible requests.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from cost_models.architecture import ModelShape, active_params
@@ -93,12 +94,16 @@ class Solved:
     shape: ModelShape
     serving: Any = None   # planner.serving.ProgramServing at the solution (None without inference demand)
     settled: bool = False  # the last solve's shape is the rounded shape of its answer (a fixed point)
+    _estimates: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def estimate(self, objective: str) -> float:
-        """The objective at the program's optimum (the loss under the variant's full law)."""
-        if objective == "loss":
-            return self.var.loss(self.sol.params, self.sol.effective_tokens)
-        return self.sol.value
+        """The objective at the program's optimum (the loss under the variant's full law; computed once)."""
+        value = self._estimates.get(objective)
+        if value is None:
+            value = (self.var.loss(self.sol.params, self.sol.effective_tokens) if objective == "loss"
+                     else self.sol.value)
+            self._estimates[objective] = value
+        return value
 
 
 @lru_cache(maxsize=8)
@@ -147,6 +152,20 @@ def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int,
     return layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
 
 
+@lru_cache(maxsize=4096)
+def _layout_values(numbers: LayoutNumbers) -> tuple[frozenset[str], MappingProxyType]:
+    """(the layout terms present, their Parameter values), memoized (the numbers are frozen)."""
+    present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
+    return present, MappingProxyType({layout_param(f): float(getattr(numbers, f)) for f in present})
+
+
+@lru_cache(maxsize=4096)
+def _shape_coefficients(shape: ModelShape, count: str) -> MappingProxyType:
+    """``term_coefficients`` anchored at the shape's own count of the law's kind, so the ratios (active / law
+    count ...) are exact; memoized (the shape is frozen)."""
+    return MappingProxyType(term_coefficients(shape, float(COUNTERS[count](shape))))
+
+
 def lr_law_of(request: PlanRequest) -> str:
     return request.lr_law or ("joint-moe-2025" if request.is_moe else "steplaw-2025")
 
@@ -162,8 +181,7 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
                    params_hint: float, active: frozenset[str], elastic: str | None = None
                    ) -> tuple[Structure, dict[str, float]]:
     """The program's structure and Parameter values for this variant, candidate, layout and shape."""
-    numbers = numbers_for(request, cand, layout, shape)
-    present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
+    present, layout_values = _layout_values(numbers_for(request, cand, layout, shape))
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
     serving = serving_inputs(request, var, cand, params_hint)
     inference = serving[0] if serving else ()
@@ -174,10 +192,9 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     values: dict[str, float] = {
         Param.PRICE: cand.price, Param.GOODPUT: request.goodput or DEFAULT_GOODPUT, Param.BSTAR: KAPLAN_BSTAR,
         Param.LAW_BATCH_COEF: coef, Param.MEMORY: cand.hw.memory if request.check_memory else 1e30,
-        # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
-        **term_coefficients(shape, float(COUNTERS[var.count](shape))),
+        **_shape_coefficients(shape, var.count),
     }
-    values.update({layout_param(f): float(getattr(numbers, f)) for f in present})
+    values.update(layout_values)
     for f, c in LIMIT_FIELDS.items():
         if c in active:
             v = float(getattr(request, f))

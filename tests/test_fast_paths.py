@@ -283,3 +283,43 @@ def test_layout_arrays_give_the_scalar_step_times_and_memory_bit_for_bit(moe, mf
                 one = layout_numbers(lay, cand.hw, 4096, shape.vocab, 1, moe, mfu)
                 assert float(steps[i]) == float(step_seconds(t, one, float(b[i]), float(g[i])))
                 assert float(mems[i]) == float(memory_bytes(t, one, float(g[i])))
+
+
+def test_memoized_program_inputs_equal_fresh():
+    from dataclasses import fields as dc_fields
+
+    from cost_models.cluster import LayoutNumbers, candidate_layouts, layout_numbers
+    from planner import solve
+    from planner.optimize import _candidates
+    from planner.program import layout_param
+    from planner.request import PlanRequest
+    from planner.rounding import COUNTERS, fit_shape
+
+    cand = _candidates(PlanRequest.parse(budget_flops=1e22, gpu="h100"))[0]
+    for p, count, experts in ((3e9, "total", 1), (2e10, "active", 8), (7e8, "non_embedding", 1)):
+        shape = fit_shape(p, count=count, experts=experts).shape
+        assert dict(solve._shape_coefficients(shape, count)) == solve.term_coefficients(
+            shape, float(COUNTERS[count](shape)))
+        for lay in candidate_layouts(8, moe_experts=experts, max_pp=shape.layers)[:12]:
+            n = layout_numbers(lay, cand.hw, 4096, shape.vocab, 1, experts > 1, None)
+            present, values = solve._layout_values(n)
+            assert present == frozenset(f.name for f in dc_fields(LayoutNumbers) if getattr(n, f.name) is not None)
+            assert dict(values) == {layout_param(f): float(getattr(n, f)) for f in present}
+
+
+def test_cone_theta_still_rejects_non_positive_parameters():
+    from planner import optimize
+    from planner.program import _CACHE
+
+    optimize(budget_flops=1e21, gpu="h100")
+    prog = next(p for p in _CACHE.values() if p._cone is not None)
+    cone = prog._cone
+    good = {name: 2.0 for name in cone.params}
+    assert np.all(np.isfinite(cone.theta(good)))
+    for bad in (0.0, -1.0, math.nan):
+        values = dict(good)
+        values[cone.params[-1]] = bad
+        with pytest.raises(ValueError, match=f"Parameter value must be positive \\({cone.params[-1]} = "):
+            cone.theta(values)
+    with pytest.raises(KeyError):
+        cone.theta({})
