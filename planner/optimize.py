@@ -3,9 +3,10 @@
 Discrete choices are enumerated around the geometric program: accelerator × precision × law variant -- the
 expert count E of a mixture-of-experts model (the Joint MoE law at a fixed E is of Chinchilla form in active
 params and tokens) or the number of epochs over a limited pool of unique tokens (the Muennighoff law at fixed
-epochs is of Chinchilla form) -- × training layout (``planner.solve``: a probe layout, then the fastest layouts
-at the probe's size). The best candidate's continuous optimum is made a whole cluster (``planner.whole``),
-re-solved at that cluster and verified against every limit; the best verified plan by the objective wins.
+epochs is of Chinchilla form) -- × training layout (a probe layout, then the fastest layouts at the probe's
+size: ``planner.solve``, ``planner.layout_rank``). Each candidate's continuous optimum is made a whole cluster
+(``planner.whole``), re-solved at that cluster and verified against every limit; the best verified plan by the
+objective wins and is explained (``planner.explain``).
 """
 
 from __future__ import annotations

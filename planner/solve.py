@@ -1,5 +1,6 @@
-"""Solve the program for one (law variant, accelerator, layout): the Parameters' values, the shape fixed point,
-the layout search around it and the diagnosis of infeasible requests.
+"""Solve the program for one (law variant, accelerator, layout): the Parameters' values, the shape fixed point
+(and its closed-form start), the probe layout and the diagnosis of infeasible requests. The layouts solved
+after the probe are ranked by ``planner.layout_rank``.
 """
 
 from __future__ import annotations
