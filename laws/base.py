@@ -75,6 +75,23 @@ def _one_line(s: str) -> str:
     return " ".join(str(s).split())
 
 
+_INF = float("inf")
+
+
+def _checked_fast(v: Any, lo: float | None) -> np.ndarray | None:
+    """``v`` as a float array when it is a plain float or int (not bool) or a float ndarray, finite and above the
+    minimum (``lo``, inclusive; default: positive); None for anything else, which the full checks then judge
+    (and reject with their own message). Same array as ``np.asarray(v, dtype=float)``."""
+    t = type(v)
+    if t is float or t is int or t is np.float64:
+        ok = (lo <= v < _INF) if lo is not None else (0 < v < _INF)   # NaN fails both
+        return np.asarray(v, dtype=float) if ok else None
+    if t is np.ndarray and v.dtype == np.float64:
+        ok = (v >= lo) & (v < _INF) if lo is not None else (v > 0) & (v < _INF)
+        return v if ok.all() else None
+    return None
+
+
 @dataclass(frozen=True)
 class Law:
     """Base class: a frozen law with named coefficients.
@@ -155,6 +172,14 @@ class Law:
             if not all(np.all(np.isfinite(a)) for a in arrays.values()):
                 raise LawError(f"law {self.info.id}: bootstrap samples must be finite")
             object.__setattr__(self, "bootstrap", MappingProxyType(arrays))
+        # per available output: (spec, its input names, formula method name, its coefficients) -- what predict
+        # looks up on every call, computed once (the law is frozen)
+        ready = {}
+        for spec in self.output_specs:
+            if spec.name in self.available_outputs:
+                ready[spec.name] = (spec, frozenset(spec.inputs), self._formula_name(spec),
+                                    MappingProxyType(self._coefficients_of(spec, self.coefficients)))
+        object.__setattr__(self, "_ready", MappingProxyType(ready))
 
     @property
     def id(self) -> str:
@@ -184,9 +209,11 @@ class Law:
         """The inputs ``output`` (default: primary) is a function of."""
         return tuple(self.spec(output).inputs)
 
+    def _formula_name(self, spec: Output) -> str:
+        return spec.method or ("formula" if spec.name == self.output else f"formula_{spec.name}")
+
     def _formula_of(self, spec: Output):
-        name = spec.method or ("formula" if spec.name == self.output else f"formula_{spec.name}")
-        return getattr(self, name)
+        return getattr(self, self._formula_name(spec))
 
     def _coefficients_of(self, spec: Output, source: Mapping[str, Any]) -> dict[str, Any]:
         names = spec.coefficients if spec.coefficients is not None else self.coefficient_names
@@ -211,6 +238,10 @@ class Law:
     def _numeric_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         arrays = {}
         for k, v in inputs.items():
+            a = _checked_fast(v, self.input_minimum.get(k))
+            if a is not None:   # a plain finite number or float array in range: what the checks below accept
+                arrays[k] = a
+                continue
             try:
                 a = np.asarray(v, dtype=float)
             except (TypeError, ValueError):
@@ -227,10 +258,14 @@ class Law:
 
     def predict(self, output: str | None = None, **inputs: Any) -> np.ndarray:
         """Evaluate ``output`` (default: primary) with numpy, vectorized over array inputs."""
-        spec = self.spec(output)
-        self._check_inputs(inputs, spec)
+        ready = self._ready.get(self.output if output is None else output)
+        if ready is None:
+            self.spec(output)   # raises: unknown or unavailable output
+        spec, names, method, coefficients = ready
+        if inputs.keys() != names:
+            self._check_inputs(inputs, spec)
         arrays = self._numeric_inputs(inputs)
-        return np.asarray(self._formula_of(spec)(**arrays, **self._coefficients_of(spec, self.coefficients)))
+        return np.asarray(getattr(self, method)(**arrays, **coefficients))
 
     def evaluate(self, output: str | None = None, **inputs: Any) -> np.ndarray:
         """Same as :meth:`predict`: ``law.evaluate("learning_rate", params=N, tokens=D)``."""

@@ -98,9 +98,10 @@ class ConeProgram:
         cvxpy's ``Parameter(pos=True)`` raises; KeyError for a missing one."""
         th = np.zeros(self.n_theta)
         th[self.const_col] = 1.0
-        vals = np.fromiter((values[name] for name in self.params), dtype=float, count=len(self.params))
-        if not np.all(vals > 0.0):   # NaN too
-            name = self.params[int(np.argmin(vals > 0.0))]
+        vals = np.fromiter([values[name] for name in self.params], dtype=float, count=len(self.params))
+        positive = vals > 0.0
+        if not positive.all():   # NaN too
+            name = self.params[int(np.argmin(positive))]
             raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
         used = self.theta_col >= 0
         th[self.theta_col[used]] = np.log(vals[used])  # numpy's log, as cvxpy takes it (bit for bit)

@@ -159,7 +159,6 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
                      f"({inference.precision}), {inference.tpot_ms:.3g} ms per output token, "
                      f"${inference.usd_per_million_tokens:.3g}/M output tokens (cost_models.serving, calibration in "
                      "docs/serving.md)")
-    objective_value = {"loss": w.loss, "cost": w.total_cost_usd, "time": w.hours}[request.objective]
     loss_ci = None
     samples = law.predict_bootstrap(params=w.params, tokens=w.effective_tokens)
     if samples is not None:
@@ -179,8 +178,9 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
                   "batch_tokens": sol.batch_tokens, "devices": sol.devices, "hours": sol.hours,
                   "objective_value": _program_objective(s, sol, request.objective)}
     return Plan(
-        objective=request.objective, objective_value=objective_value, target_loss=request.target_loss,
-        law=var.law_id, law_citation=law.info.citation, params=w.params, tokens=w.tokens,
+        objective=request.objective, objective_value=objective_value(request.objective, w),
+        target_loss=request.target_loss, law=var.law_id, law_citation=law.info.citation, params=w.params,
+        tokens=w.tokens,
         tokens_per_param=w.tokens / w.params, effective_tokens=w.effective_tokens, batch_tokens=w.batch_tokens,
         batch_sequences=w.batch_tokens / request.seq_len, seq_len=request.seq_len, steps=float(w.steps),
         critical_batch_tokens=b_crit,
@@ -199,6 +199,11 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         step_seconds=w.estimate.step_seconds, step_breakdown=w.estimate.step_breakdown, rounded=rounded,
         continuous=continuous,
     )
+
+
+def objective_value(objective: str, w: WholePlan) -> float:
+    """The launchable plan's objective: loss (nats/token), total cost (USD) or wall-clock (hours)."""
+    return {"loss": w.loss, "cost": w.total_cost_usd, "time": w.hours}[objective]
 
 
 def _limit_values(request: PlanRequest, w: WholePlan) -> dict[str, tuple[float, float]]:

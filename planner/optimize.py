@@ -3,9 +3,10 @@
 Discrete choices are enumerated around the geometric program: accelerator × precision × law variant -- the
 expert count E of a mixture-of-experts model (the Joint MoE law at a fixed E is of Chinchilla form in active
 params and tokens) or the number of epochs over a limited pool of unique tokens (the Muennighoff law at fixed
-epochs is of Chinchilla form) -- × training layout (``planner.solve``: a probe layout, then the fastest layouts
-at the probe's size). The best candidate's continuous optimum is made a whole cluster (``planner.whole``),
-re-solved at that cluster and verified against every limit; the best verified plan by the objective wins.
+epochs is of Chinchilla form) -- × training layout (a probe layout, then the fastest layouts at the probe's
+size: ``planner.solve``, ``planner.layout_rank``). Each candidate's continuous optimum is made a whole cluster
+(``planner.whole``), re-solved at that cluster and verified against every limit; the best verified plan by the
+objective wins and is explained (``planner.explain``).
 """
 
 from __future__ import annotations
@@ -19,18 +20,22 @@ from cost_models.catalog import CatalogError, load_catalog
 from laws.base import Law, LawError
 from laws.catalog import get_law
 from planner.errors import InfeasiblePlanError, InputError
+from planner.layout_rank import ranked_layouts
 from planner.plan import Alternative, Plan
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import (
+    DEFAULT_START,
     FIELD_OF,
     Candidate,
     Solved,
+    compute_optimal_start,
     diagnose,
     probe_layout,
-    ranked_layouts,
     solve_layout,
     solver_failure,
+    start_layout,
 )
+from planner.whole import WholePlan
 from planner.whole_search import make_whole
 
 # --precision any tries these; fp4 training has no verified loss model here, so it is only used when asked for.
@@ -143,7 +148,7 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
     if robust is not None:
         variants = [dataclasses.replace(v, robust=robust) for v in variants]
     candidates = _candidates(request)
-    plans: list[Plan] = []
+    plans: list[tuple[Solved, WholePlan]] = []   # made whole and verified; only the best is explained
     failures: list[InfeasiblePlanError] = []
     data_grid = request.unique_tokens is not None
     single = len(candidates) * len(variants) == 1
@@ -159,7 +164,7 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
             solved = _solve_each(request, cand, variants, failures, single)
         for s in solved:
             try:
-                plans.append(plan_of(request, s))
+                plans.append(whole_of(request, s))
             except InfeasiblePlanError as e:
                 if single:
                     raise
@@ -169,17 +174,23 @@ def _optimize(request: PlanRequest, robust: Any = None) -> Plan:
         what = "accelerator" if len(candidates) > 1 else "choice"
         raise InfeasiblePlanError(first.field, f"no {what} can meet every limit; e.g. {first.detail}",
                                   first.relaxations)
-    best = min(plans, key=lambda p: p.objective_value)
+    from planner.explain import explain, objective_value
+
+    def value(found: tuple[Solved, WholePlan]) -> float:
+        return objective_value(request.objective, found[1])
+
+    best = explain(request, *min(plans, key=value))
     if len(plans) > 1 or failures:
         alts, seen = [], set()
-        for p in sorted(plans, key=lambda p: p.objective_value):
-            key = (p.gpu, p.precision, p.experts, None if p.epochs is None else round(p.epochs, 3))
+        for s, w in sorted(plans, key=value):
+            epochs = None if s.var.unique_tokens is None else w.tokens / s.var.unique_tokens
+            key = (s.cand.acc.id, s.cand.precision, w.shape.experts, None if epochs is None else round(epochs, 3))
             if key in seen:  # an epochs variant whose data limit is slack repeats a smaller one's plan
                 continue
             seen.add(key)
-            alts.append(Alternative(gpu=p.gpu, precision=p.precision, experts=p.experts, epochs=p.epochs,
-                                    feasible=True, objective_value=p.objective_value, loss=p.loss,
-                                    cost_usd=p.total_cost_usd, hours=p.hours))
+            alts.append(Alternative(gpu=s.cand.acc.id, precision=s.cand.precision, experts=w.shape.experts,
+                                    epochs=epochs, feasible=True, objective_value=value((s, w)), loss=w.loss,
+                                    cost_usd=w.total_cost_usd, hours=w.hours))
         best = best.model_copy(update={"alternatives": alts})
     return best
 
@@ -327,7 +338,14 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
     """Solve one variant on one candidate: the probe layout first, then the fastest layouts at its size."""
     law = var.law
     probe = probe_layout(request, cand, var.experts)
-    first = solve_layout(request, law, var, cand, probe, hint or 1e9)
+    first = None
+    start = compute_optimal_start(request, var) if hint is None else None
+    if start is not None:  # one solve from the closed form; kept only when it is a fixed point of the rounding
+        first = solve_layout(request, law, var, cand, start_layout(request, var, probe), start, iterations=1)
+        if first.sol.status != "optimal" or not first.settled:
+            first = None
+    if first is None:
+        first = solve_layout(request, law, var, cand, probe, hint or DEFAULT_START)
     if first.sol.status == "infeasible":
         raise diagnose(request, law, (first.structure, first.values))
     if first.sol.status == "unbounded":
@@ -336,8 +354,12 @@ def _solve(request: PlanRequest, var: _Variant, cand: Candidate, hint: float | N
         raise solver_failure(first.sol)
     solved = [first]
     tried = {first.layout}
+    last = None
     for _round in range(2):  # the fastest layouts at the best plan so far, solved from its size
         best = min(solved, key=lambda s: _layout_rank(s, request.objective))
+        if best is last:  # the same ranking again: every layout it gives was tried
+            break
+        last = best
         for lay in ranked_layouts(request, cand, best.shape, best.sol.batch_tokens, best.sol.devices):
             if lay in tried:
                 continue
@@ -373,14 +395,13 @@ class _Ranked(list):
         return self[0].estimate(objective)
 
 
-def plan_of(request: PlanRequest, ranked: list[Solved]) -> Plan:
-    """The best launchable plan among the solved layouts (each made a whole cluster and verified)."""
-    from planner.explain import explain
-
+def whole_of(request: PlanRequest, ranked: list[Solved]) -> tuple[Solved, WholePlan]:
+    """The best launchable plan among the solved layouts (each made a whole cluster and verified), with the
+    solved layout it was made from."""
     for s in ranked:
         whole = make_whole(request, s)
         if whole is not None:
-            return explain(request, s, whole)
+            return s, whole
     s = ranked[0]
     # the binding user limits, loosened a little: whole devices and sequences need slightly more than the
     # continuous optimum (``optimize`` checks each by a re-solve and nudges it further if needed)

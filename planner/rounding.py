@@ -129,10 +129,16 @@ def ffn_width(d_model: int, ffn_type: str = "swiglu") -> int:
     return -(-8 * d_model // (3 * 256)) * 256
 
 
+@lru_cache(maxsize=4096)
+def _preferred_at(d_model: int) -> float:
+    return preferred_layers(d_model)
+
+
+@lru_cache(maxsize=4096)
 def make_shape(d_model: int, layers: int, *, experts: int = 1, top_k: int = 1, vocab: int = LLAMA3_VOCAB,
                seq_len: int = 4096, ffn_type: Literal["swiglu", "gelu"] = "swiglu",
                tied_embeddings: bool = False) -> ModelShape:
-    """The shape the conventions give for (d_model, layers)."""
+    """The shape the conventions give for (d_model, layers) (memoized: the shape is frozen)."""
     layout = head_layout(d_model)
     if layout is None:
         raise ValueError(f"d_model {d_model} has no head layout (multiple of 128; of 1024 from 2048 up)")
@@ -182,14 +188,22 @@ def fit_shape(params: float, *, count: Count = "total", experts: int = 1, top_k:
     """
     if count not in COUNTERS:
         raise ValueError(f"count must be one of {sorted(COUNTERS)}, got {count!r}")
-    if isinstance(params, bool) or not (isinstance(params, numbers.Real) and math.isfinite(params) and params > 0):
-        raise ValueError(f"params must be a positive finite number, got {params!r}")
+    if type(params) is not float or not 0.0 < params < math.inf:   # a positive finite float passes the check
+        if isinstance(params, bool) or not (isinstance(params, numbers.Real) and math.isfinite(params)
+                                            and params > 0):
+            raise ValueError(f"params must be a positive finite number, got {params!r}")
     if experts < 1 or top_k < 1 or top_k > experts:
         raise ValueError(f"need 1 <= top_k <= experts, got experts={experts}, top_k={top_k}")
     if experts == 1:
         top_k = 1
+    return _fit(float(params), count, experts, top_k, vocab, seq_len, ffn_type, tied_embeddings)
+
+
+@lru_cache(maxsize=4096)
+def _fit(target: float, count: str, experts: int, top_k: int, vocab: int, seq_len: int, ffn_type: str,
+         tied_embeddings: bool) -> ShapeFit:
+    """``fit_shape`` on checked arguments (memoized: the fit is frozen and depends only on these)."""
     spec = (count, experts, top_k, vocab, seq_len, ffn_type, tied_embeddings)
-    target = float(params)
     best: tuple[tuple[bool, float, float], int, int] | None = None  # (rank, d_model, layers)
     d = 128
     while d <= _MAX_D_MODEL:
@@ -201,7 +215,7 @@ def fit_shape(params: float, *, count: Count = "total", experts: int = 1, top_k:
         layers = min((floor_, ceil_), key=lambda n: (n < MIN_LAYERS, abs(intercept + slope * n - target)))
         err = (intercept + slope * layers - target) / target
         rank = (layers < MIN_LAYERS, max(0.0, abs(err) - MAX_REL_ERROR),
-                abs(math.log(max(x, 1e-3) / preferred_layers(d))))
+                abs(math.log(max(x, 1e-3) / _preferred_at(d))))
         if best is None or rank < best[0]:
             best = (rank, d, layers)
         d += 128 if d < 2048 else 1024
@@ -212,7 +226,7 @@ def fit_shape(params: float, *, count: Count = "total", experts: int = 1, top_k:
     achieved = COUNTERS[count](shape)
     return ShapeFit(shape=shape, count=count, target=target, achieved=achieved,
                     rel_error=(achieved - target) / target, aspect_ratio=d / layers,
-                    preferred_layers=preferred_layers(d))
+                    preferred_layers=_preferred_at(d))
 
 
 def round_shape(params: float, *, count: Count = "total", experts: int = 1, top_k: int = 1,

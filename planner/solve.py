@@ -1,12 +1,14 @@
-"""Solve the program for one (law variant, accelerator, layout): the Parameters' values, the shape fixed point,
-the layout search around it and the diagnosis of infeasible requests.
+"""Solve the program for one (law variant, accelerator, layout): the Parameters' values, the shape fixed point
+(and its closed-form start), the probe layout and the diagnosis of infeasible requests. The layouts solved
+after the probe are ranked by ``planner.layout_rank``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from functools import lru_cache
+from dataclasses import dataclass, field, fields
+from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from cost_models.architecture import ModelShape, active_params
@@ -15,13 +17,10 @@ from cost_models.cluster import (
     Hardware,
     Layout,
     LayoutNumbers,
-    candidate_layouts,
     layout_numbers,
     terms_of_shape,
     with_tp_for_heads,
 )
-from cost_models.cluster import memory_bytes as _memory_bytes
-from cost_models.cluster import step_seconds as _step_seconds
 from cost_models.throughput import DEFAULT_GOODPUT
 from laws.base import Law
 from planner.errors import InfeasiblePlanError, InputError
@@ -77,8 +76,9 @@ class Candidate:
     price: float
     price_source: str
 
-    @property
+    @cached_property
     def hw(self) -> Hardware:
+        """The cluster model's view of the accelerator (computed once: the candidate is frozen)."""
         return Hardware.of(self.acc, self.precision)
 
 
@@ -94,12 +94,17 @@ class Solved:
     structure: Structure
     shape: ModelShape
     serving: Any = None   # planner.serving.ProgramServing at the solution (None without inference demand)
+    settled: bool = False  # the last solve's shape is the rounded shape of its answer (a fixed point)
+    _estimates: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def estimate(self, objective: str) -> float:
-        """The objective at the program's optimum (the loss under the variant's full law)."""
-        if objective == "loss":
-            return self.var.loss(self.sol.params, self.sol.effective_tokens)
-        return self.sol.value
+        """The objective at the program's optimum (the loss under the variant's full law; computed once)."""
+        value = self._estimates.get(objective)
+        if value is None:
+            value = (self.var.loss(self.sol.params, self.sol.effective_tokens) if objective == "loss"
+                     else self.sol.value)
+            self._estimates[objective] = value
+        return value
 
 
 @lru_cache(maxsize=8)
@@ -137,8 +142,29 @@ def term_coefficients(shape: ModelShape, params: float) -> dict[str, float]:
 
 
 def numbers_for(request: PlanRequest, cand: Candidate, layout: Layout, shape: ModelShape) -> LayoutNumbers:
-    return layout_numbers(layout, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
-                          shape.is_moe, request.mfu)
+    return _numbers(layout, cand.hw, request.seq_len, shape.vocab, shape.top_k + shape.shared_experts,
+                    shape.is_moe, request.mfu)
+
+
+@lru_cache(maxsize=4096)
+def _numbers(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool, mfu: float | None
+             ) -> LayoutNumbers:
+    """``layout_numbers`` memoized (every argument and the result are frozen)."""
+    return layout_numbers(layout, hw, seq_len, vocab, top_k, moe, mfu)
+
+
+@lru_cache(maxsize=4096)
+def _layout_values(numbers: LayoutNumbers) -> tuple[frozenset[str], MappingProxyType]:
+    """(the layout terms present, their Parameter values), memoized (the numbers are frozen)."""
+    present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
+    return present, MappingProxyType({layout_param(f): float(getattr(numbers, f)) for f in present})
+
+
+@lru_cache(maxsize=4096)
+def _shape_coefficients(shape: ModelShape, count: str) -> MappingProxyType:
+    """``term_coefficients`` anchored at the shape's own count of the law's kind, so the ratios (active / law
+    count ...) are exact; memoized (the shape is frozen)."""
+    return MappingProxyType(term_coefficients(shape, float(COUNTERS[count](shape))))
 
 
 def lr_law_of(request: PlanRequest) -> str:
@@ -156,8 +182,7 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
                    params_hint: float, active: frozenset[str], elastic: str | None = None
                    ) -> tuple[Structure, dict[str, float]]:
     """The program's structure and Parameter values for this variant, candidate, layout and shape."""
-    numbers = numbers_for(request, cand, layout, shape)
-    present = frozenset(f.name for f in fields(LayoutNumbers) if getattr(numbers, f.name) is not None)
+    present, layout_values = _layout_values(numbers_for(request, cand, layout, shape))
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
     serving = serving_inputs(request, var, cand, params_hint)
     inference = serving[0] if serving else ()
@@ -168,10 +193,9 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     values: dict[str, float] = {
         Param.PRICE: cand.price, Param.GOODPUT: request.goodput or DEFAULT_GOODPUT, Param.BSTAR: KAPLAN_BSTAR,
         Param.LAW_BATCH_COEF: coef, Param.MEMORY: cand.hw.memory if request.check_memory else 1e30,
-        # anchored at the shape's own count of the law's kind, so the ratios (active/law count ...) are exact
-        **term_coefficients(shape, float(COUNTERS[var.count](shape))),
+        **_shape_coefficients(shape, var.count),
     }
-    values.update({layout_param(f): float(getattr(numbers, f)) for f in present})
+    values.update(layout_values)
     for f, c in LIMIT_FIELDS.items():
         if c in active:
             v = float(getattr(request, f))
@@ -236,8 +260,12 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
     """Solve with ``layout``; the shape terms are refreshed from the rounded shape until N settles (at most
     ``iterations`` solves)."""
     active = active_constraints(request, var)
+    # without serving terms the Parameters depend on N only through the rounded shape: a solve at the shape it
+    # already had would repeat the last answer exactly, so the loop stops there
+    repeats = request.inference_tokens is None
     n = params_hint
     sol = None
+    settled = False
     for _ in range(iterations):
         shape = shape_for(var, n, request.seq_len)
         # tensor parallel must split the rounded shape's heads; for wall-clock the program keeps its degree (a
@@ -246,7 +274,10 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
             layout = with_tp_for_heads(layout, shape.heads, layout.tp)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
-        if sol.status != "optimal" or abs(sol.params / n - 1.0) < 0.01:
+        if sol.status != "optimal":
+            break
+        settled = shape_for(var, sol.params, request.seq_len) == shape
+        if abs(sol.params / n - 1.0) < 0.01 or (settled and repeats):
             break
         n = sol.params
     assert sol is not None
@@ -254,7 +285,37 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
     if sol.status == "optimal" and request.inference_tokens is not None:
         serving = program_serving_at(request, var, cand, sol.params)
     return Solved(var, cand, layout, sol, values, st, shape_for(var, sol.params, request.seq_len)
-                  if sol.status == "optimal" else shape, serving)
+                  if sol.status == "optimal" else shape, serving, settled)
+
+
+# The fixed point's default start (params) when nothing better is known.
+DEFAULT_START = 1e9
+
+
+def compute_optimal_start(request: PlanRequest, var: Any) -> float | None:
+    """Params to start the probe's fixed point from without a solve: the law's closed-form compute-optimal N at
+    ``budget_flops`` (Hoffmann et al. 2022 eq. 4), where that is the program's answer up to the shape terms --
+    a loss objective under a FLOPs budget alone, on a Chinchilla-form law in the program's own N. None
+    otherwise (the fixed point starts from DEFAULT_START)."""
+    law = var.law
+    others = ("dollars", "gpu_hours", "deadline_days", "target_loss", "min_params", "max_params", "min_tokens",
+              "max_tokens", "min_step_seconds", "inference_tokens")
+    if (request.budget_flops is None or request.objective != "loss" or law.form != "chinchilla"
+            or var.count not in ("total", "active") or var.unique_tokens is not None
+            or getattr(var, "robust", None) is not None or any(getattr(request, f) is not None for f in others)):
+        return None
+    n = float(law.compute_optimal(request.budget_flops)[0])
+    return n if math.isfinite(n) and n > 0 else None
+
+
+def start_layout(request: PlanRequest, var: Any, layout: Layout) -> Layout:
+    """``layout`` with tensor parallel fitted to the heads of the shape at DEFAULT_START, as a fixed point started
+    there leaves it (the degree only shrinks along the fixed point): a fixed point started elsewhere on this
+    layout reaches the same answer."""
+    shape = shape_for(var, DEFAULT_START, request.seq_len)
+    if shape.heads % layout.tp and request.objective != "time":
+        return with_tp_for_heads(layout, shape.heads, layout.tp)
+    return layout
 
 
 def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
@@ -264,40 +325,6 @@ def probe_layout(request: PlanRequest, cand: Candidate, experts: int) -> Layout:
         tp = min(tp, 2 ** int(math.log2(request.max_gpus)))
     ep = min(2 ** int(math.log2(experts)), 64) if experts > 1 else 1
     return Layout(tp=tp, pp=1, recompute="full", zero_stage=3, ep=ep)
-
-
-def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, batch: float, devices: float,
-                   keep: int = 3) -> list[Layout]:
-    """The layouts of the search whose memory fits, best first: by step time per token of batch at (batch,
-    devices) -- device efficiency -- and, when wall-clock matters (objective time or a deadline), also by the
-    step time per token on as many devices as the batch can feed with the layout (dp_min: G <= B·tp·pp /
-    (micro_batch·seq)) -- speed. The primary ranking gives ``keep`` layouts, the other two more.
-    (Continuous devices: divisibility is settled when the cluster is made whole.)"""
-    t = terms_of_shape(shape)
-    devices = max(devices, 1.0)
-    timed = request.objective == "time" or request.deadline_days is not None
-    efficiency, speed = [], []
-    for lay in candidate_layouts(cand.acc.devices_per_node, moe_experts=shape.experts, max_pp=shape.layers,
-                                 tp=request.tensor_parallel):
-        if lay.tp * lay.pp > max(devices, 1.0) * 1.5 or (shape.heads % lay.tp and request.objective != "time"):
-            continue
-        if request.max_gpus and lay.tp * lay.pp > request.max_gpus:
-            continue
-        n = numbers_for(request, cand, lay, shape)
-        for g, out in ((devices, efficiency), (max(1.0, batch * n.mp / n.mb_seq), speed)):
-            if out is speed and not timed:
-                continue
-            g = min(g, float(request.max_gpus)) if request.max_gpus else g
-            b = max(batch, g * n.mb_seq / n.mp)
-            step = float(_step_seconds(t, n, b, g))
-            mem = float(_memory_bytes(t, n, g))
-            out.append((mem > cand.hw.memory, step / b, lay.label(), lay))
-    first, second = (speed, efficiency) if request.objective == "time" else (efficiency, speed)
-    first.sort(key=lambda x: x[:3])
-    second.sort(key=lambda x: x[:3])
-    chosen = [x[3] for x in first[:keep]]
-    chosen += [x[3] for x in second[:keep] if x[3] not in chosen][:2]
-    return chosen
 
 
 def diagnose(request: PlanRequest, law: Law, solved_inputs: tuple[Structure, dict[str, float]]
