@@ -17,6 +17,7 @@ import numpy as np
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout, with_tp_for_heads
 from cost_models.layout_search import evaluate_layout, fastest_layout_of
+from cost_models.training import training_flops
 from planner.request import PlanRequest
 from planner.solve import Solved
 from planner.whole import (
@@ -33,6 +34,11 @@ from planner.whole_scan import Rows, batch_grid, cluster_lines, evaluate_rows, f
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
 WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
+# when the sizing horizon cannot be met, sizing pays at most 10% more dollars for speed: the soonest plan whose
+# training dollars per FLOP are at most (1 + LATE_PREMIUM) x the cheapest (near) plan's (per FLOP, so plans that
+# train a few % fewer tokens within SIZING_TOLERANCE do not move the bar)
+LATE_PREMIUM = 0.10
+LADDER_MAX = 12  # late plans: at most this many extra device targets on a geometric ladder (see ``_ladder``)
 
 
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
@@ -123,11 +129,48 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
             break
         scan.add([g])
     best = scan.choose(sizing_h, max_devices=cap * 1.2)
+    if best is not None and sizing_h is not None and best.hours > sizing_h * (1 + 1e-6):
+        # late: the hours-vs-dollars frontier between the cheapest plan and the cap, so the premium buys speed
+        # where it is cheapest (on-time plans never come here and are unchanged)
+        ladder = _ladder(scan.cheapest_near(cap * 1.2).devices, cap)
+        if ladder:
+            scan.fastest = {} if scan.fastest is None else scan.fastest  # one fastest-layout search per target
+            scan.add(ladder)
+        # the horizon was out of reach of the scan: a plan the ladder finds on time gets no more dollars
+        best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
+        for _ in range(2):  # refine the ladder step where the bar falls
+            sooner = scan.fewest_devices_sooner(best.hours, cap * 1.2)
+            if sooner is None or sooner <= best.devices * 1.02:
+                break
+            r = sooner / best.devices
+            scan.add([best.devices * r ** (k / 4) for k in (1, 2, 3)])
+            best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
     if best is None:
         return None
     best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
                                     devices=best.devices, mfu=request.mfu)
     return best if not verify(request, solved, best) else None
+
+
+def _ladder(low: float, cap: float) -> list[float]:
+    """Device targets above ``low`` up to ``cap`` (both included when they differ by 1%): factor sqrt 2, or 2
+    when that takes more than LADDER_MAX targets, or evenly spread in log past that."""
+    if not math.isfinite(cap) or cap <= low * 1.01:
+        return []
+    span = math.log(cap / low)
+    steps = math.ceil(span / math.log(math.sqrt(2)) - 1e-9)
+    if steps > LADDER_MAX:
+        steps = math.ceil(span / math.log(2) - 1e-9)
+    steps = min(max(steps, 1), LADDER_MAX)
+    return [low * math.exp(span * k / steps) for k in range(1, steps + 1)]
+
+
+def late_budget(usd_per_flop: np.ndarray | list[float], late: np.ndarray | list[bool]) -> float | None:
+    """The training dollars per FLOP a late plan may cost: (1 + LATE_PREMIUM) x the cheapest, when every plan
+    is late (else None: the cheapest plan within the sizing horizon is chosen)."""
+    if not len(late) or not np.all(late):
+        return None
+    return float(np.min(usd_per_flop)) * (1 + LATE_PREMIUM)
 
 
 class _Scan:
@@ -306,13 +349,20 @@ class _Scan:
         """Plans within SIZING_TOLERANCE of the best objective."""
         return [self._plan(chunk, int(i)) for chunk, idx in self._near_rows() for i in idx]
 
+    @staticmethod
+    def _usd_per_flop(rows: Rows) -> np.ndarray:
+        """Training dollars per training FLOP of every plan of ``rows`` (as ``WholePlan.cost_usd / flops``)."""
+        n_law = np.array([c.n_law for c in rows.lines], dtype=float)[rows.line]
+        return rows.cost / training_flops(n_law, rows.tokens)
+
     def _near_table(self) -> dict[str, np.ndarray]:
         """Columns of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
         near = self._near_rows()
         table = {"chunk": np.concatenate([np.full(len(idx), c) for c, idx in near]),
                  "row": np.concatenate([idx for _, idx in near]),
                  "objective": np.concatenate([self._values(self.pool[c])[idx] for c, idx in near]),
-                 "total_cost": np.concatenate([(self.pool[c].cost + self.pool[c].serve)[idx] for c, idx in near])}
+                 "total_cost": np.concatenate([(self.pool[c].cost + self.pool[c].serve)[idx] for c, idx in near]),
+                 "usd_per_flop": np.concatenate([self._usd_per_flop(self.pool[c])[idx] for c, idx in near])}
         for name in ("hours", "devices"):
             table[name] = np.concatenate([getattr(self.pool[c], name)[idx] for c, idx in near])
         return table
@@ -333,23 +383,46 @@ class _Scan:
         table = self._near_table()
         return self._first_least(table, [table["hours"]])
 
-    def choose(self, sizing_h: float | None, max_devices: float = math.inf) -> WholePlan | None:
-        """Within SIZING_TOLERANCE of the best objective: within the sizing horizon, then dollars (no more
-        devices than ``max_devices`` for the sake of sizing alone): ``min`` of ``near()`` by ``_rank``, in
-        arrays."""
+    def cheapest_near(self, max_devices: float = math.inf) -> WholePlan:
+        """The first plan within SIZING_TOLERANCE of the best objective (and ``max_devices``, if any does) with
+        the fewest training dollars per FLOP."""
+        t = self._near_table()
+        keep = t["devices"] <= max_devices
+        return self._first_least(t, [t["usd_per_flop"]], keep if keep.any() else None)
+
+    def fewest_devices_sooner(self, hours: float, max_devices: float = math.inf) -> float | None:
+        """The fewest devices of a plan within SIZING_TOLERANCE of the best objective (and ``max_devices``)
+        that finishes sooner than ``hours`` (None: none does)."""
+        t = self._near_table()
+        keep = (t["hours"] < hours) & (t["devices"] <= max_devices)
+        return float(t["devices"][keep].min()) if keep.any() else None
+
+    def choose(self, sizing_h: float | None, max_devices: float = math.inf, late: bool = False) -> WholePlan | None:
+        """Within SIZING_TOLERANCE of the best objective (no more devices than ``max_devices`` for the sake of
+        sizing alone): the cheapest within the sizing horizon, or when none is (or ``late``: the horizon was
+        found out of reach), the soonest at most LATE_PREMIUM dearer than the cheapest: ``min`` of ``near()``
+        by ``_rank``, in arrays."""
         if self._best is None:
             return None
         t = self._near_table()
         hours, devices = t["hours"], t["devices"]
         keep = devices <= max_devices
+        keep = keep if keep.any() else np.ones(len(keep), dtype=bool)
+        is_late = late
         late = hours > sizing_h * (1 + 1e-6) if sizing_h is not None else np.zeros(len(hours), dtype=bool)
-        keys = [late, np.where(late, hours, t["total_cost"]), t["objective"], devices]
-        return self._first_least(t, keys, keep if keep.any() else None)
+        budget = late_budget(t["usd_per_flop"][keep], late[keep] | is_late)
+        if budget is None:
+            keys = [late, np.where(late, hours, t["total_cost"]), t["objective"], devices]
+        else:
+            keys = [t["usd_per_flop"] > budget, hours, t["objective"], devices]
+        return self._first_least(t, keys, keep)
 
 
-def _rank(plan: WholePlan, objective: str, sizing_h: float | None) -> tuple:
-    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars
-    (or, when none finishes in time, the soonest), then the objective: sizing never costs more than 0.1% of the
-    objective."""
+def _rank(plan: WholePlan, objective: str, sizing_h: float | None, budget: float | None = None) -> tuple:
+    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars,
+    then the objective (sizing never costs more than 0.1% of the objective). When none finishes in time
+    (``budget`` from ``late_budget``): the soonest costing at most ``budget`` training dollars per FLOP."""
+    if budget is not None:
+        return (plan.cost_usd / plan.flops > budget, plan.hours, objective_of(plan, objective), plan.devices)
     late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
     return (late, plan.hours if late else plan.total_cost_usd, objective_of(plan, objective), plan.devices)

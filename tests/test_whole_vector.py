@@ -32,7 +32,7 @@ from planner.whole import (
     shape_candidates,
 )
 from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
-from planner.whole_search import _layouts_near, _rank, _Scan
+from planner.whole_search import _layouts_near, _rank, _Scan, late_budget
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
 REQUESTS = [
@@ -175,8 +175,10 @@ def test_scan_pool_and_best_equal_the_scalar_loop(fields):
     hours = sorted(p.hours for p in near)
     for sizing_h in (None, hours[0], hours[len(hours) // 2], hours[-1] * 2):
         for cap in (math.inf, sorted(p.devices for p in near)[len(near) // 2], 0):
-            want = min([p for p in near if p.devices <= cap] or near,
-                       key=lambda p, h=sizing_h: _rank(p, request.objective, h))
+            kept = [p for p in near if p.devices <= cap] or near
+            budget = late_budget([p.cost_usd / p.flops for p in kept],
+                                 [sizing_h is not None and p.hours > sizing_h * (1 + 1e-6) for p in kept])
+            want = min(kept, key=lambda p, h=sizing_h, b=budget: _rank(p, request.objective, h, b))
             assert scan.choose(sizing_h, max_devices=cap) is want
 
 
