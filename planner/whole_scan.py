@@ -25,6 +25,34 @@ from planner.request import PlanRequest
 from planner.solve import Solved, batch_law_monomial, lr_law_of
 from planner.whole import REL_TOL, ClusterLine, LawMemo, WholePlan
 
+# when the sizing horizon cannot be met, sizing pays at most 10% more dollars for speed: the soonest plan whose
+# training dollars per FLOP are at most (1 + LATE_PREMIUM) x the cheapest (near) plan's (per FLOP, so plans that
+# train a few % fewer tokens within SIZING_TOLERANCE do not move the bar)
+LATE_PREMIUM = 0.10
+LADDER_MAX = 12  # late plans: at most this many extra device targets on a geometric ladder (see ``device_ladder``)
+
+
+def device_ladder(low: float, cap: float) -> list[float]:
+    """Device targets above ``low`` up to ``cap`` (both included when they differ by 1%): factor sqrt 2, or 2
+    when that takes more than LADDER_MAX targets, or evenly spread in log past that."""
+    if not math.isfinite(cap) or cap <= low * 1.01:
+        return []
+    span = math.log(cap / low)
+    steps = math.ceil(span / math.log(math.sqrt(2)) - 1e-9)
+    if steps > LADDER_MAX:
+        steps = math.ceil(span / math.log(2) - 1e-9)
+    steps = min(max(steps, 1), LADDER_MAX)
+    return [low * math.exp(span * k / steps) for k in range(1, steps + 1)]
+
+
+def late_budget(usd_per_flop: np.ndarray | list[float], late: np.ndarray | list[bool]) -> float | None:
+    """The training dollars per FLOP a late plan may cost: (1 + LATE_PREMIUM) x the cheapest, when every plan
+    is late (else None: the cheapest plan within the sizing horizon is chosen)."""
+    if not len(late) or not np.all(late):
+        return None
+    return float(np.min(usd_per_flop)) * (1 + LATE_PREMIUM)
+
+
 
 def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelShape, float, Layout, int]],
                   hw: Hardware) -> list[ClusterLine | None]:

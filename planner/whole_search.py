@@ -29,16 +29,20 @@ from planner.whole import (
     shape_candidates,
     verify,
 )
-from planner.whole_scan import Rows, batch_grid, cluster_lines, evaluate_rows, first_best, least
+from planner.whole_scan import (
+    Rows,
+    batch_grid,
+    cluster_lines,
+    device_ladder,
+    evaluate_rows,
+    first_best,
+    late_budget,
+    least,
+)
 
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
 WIDEN = 4  # time objective: how many screened shapes are searched fully per widening
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
-# when the sizing horizon cannot be met, sizing pays at most 10% more dollars for speed: the soonest plan whose
-# training dollars per FLOP are at most (1 + LATE_PREMIUM) x the cheapest (near) plan's (per FLOP, so plans that
-# train a few % fewer tokens within SIZING_TOLERANCE do not move the bar)
-LATE_PREMIUM = 0.10
-LADDER_MAX = 12  # late plans: at most this many extra device targets on a geometric ladder (see ``_ladder``)
 
 
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
@@ -132,7 +136,7 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     if best is not None and sizing_h is not None and best.hours > sizing_h * (1 + 1e-6):
         # late: the hours-vs-dollars frontier between the cheapest plan and the cap, so the premium buys speed
         # where it is cheapest (on-time plans never come here and are unchanged)
-        ladder = _ladder(scan.cheapest_near(cap * 1.2).devices, cap)
+        ladder = device_ladder(scan.cheapest_near(cap * 1.2).devices, cap)
         if ladder:
             scan.fastest = {} if scan.fastest is None else scan.fastest  # one fastest-layout search per target
             scan.add(ladder)
@@ -150,27 +154,6 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
                                     devices=best.devices, mfu=request.mfu)
     return best if not verify(request, solved, best) else None
-
-
-def _ladder(low: float, cap: float) -> list[float]:
-    """Device targets above ``low`` up to ``cap`` (both included when they differ by 1%): factor sqrt 2, or 2
-    when that takes more than LADDER_MAX targets, or evenly spread in log past that."""
-    if not math.isfinite(cap) or cap <= low * 1.01:
-        return []
-    span = math.log(cap / low)
-    steps = math.ceil(span / math.log(math.sqrt(2)) - 1e-9)
-    if steps > LADDER_MAX:
-        steps = math.ceil(span / math.log(2) - 1e-9)
-    steps = min(max(steps, 1), LADDER_MAX)
-    return [low * math.exp(span * k / steps) for k in range(1, steps + 1)]
-
-
-def late_budget(usd_per_flop: np.ndarray | list[float], late: np.ndarray | list[bool]) -> float | None:
-    """The training dollars per FLOP a late plan may cost: (1 + LATE_PREMIUM) x the cheapest, when every plan
-    is late (else None: the cheapest plan within the sizing horizon is chosen)."""
-    if not len(late) or not np.all(late):
-        return None
-    return float(np.min(usd_per_flop)) * (1 + LATE_PREMIUM)
 
 
 class _Scan:

@@ -104,10 +104,10 @@ def test_on_time_plans_keep_their_cluster(fields, gpus, hours, cost):
 
 
 def test_ladder_is_bounded_and_reaches_the_cap():
-    from planner.whole_search import LADDER_MAX, _ladder
+    from planner.whole_scan import LADDER_MAX, device_ladder
 
     for low, cap in ((384, 2.4e5), (8, 64), (100, 1e7), (1000, 1005)):
-        ladder = _ladder(low, cap)
+        ladder = device_ladder(low, cap)
         assert len(ladder) <= LADDER_MAX
         assert all(a < b for a, b in zip(ladder[:-1], ladder[1:], strict=True))
         if cap > low * 1.01:
