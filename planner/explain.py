@@ -15,7 +15,6 @@ from planner.program import CONSTRAINTS, DATA, INTERNAL, Param, get_program
 from planner.request import PlanRequest, hours_to_days
 from planner.solve import Solved, critical_batch_tokens, lr_law_of
 from planner.whole import WholePlan
-from planner.whole_scan import LATE_PREMIUM
 
 BINDING_SLACK = 1e-3  # a constraint binds when its dual is positive and its relative slack at most this
 
@@ -133,8 +132,8 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
         else:
             notes.append(f"no deadline given: finishing within {request.sizing_days:g} days is out of reach (more "
                          "devices than the batch law's optimal batch can feed, or a worse objective), so the cluster "
-                         f"is the soonest plan costing at most {LATE_PREMIUM:.0%} more dollars per FLOP than the "
-                         f"cheapest found; the plan runs {hours_to_days(w.hours):.0f} days (pass --deadline-days to "
+                         "trades time against dollars at par (least dollars x hours per FLOP: 1% sooner is worth 1% "
+                         f"more dollars); the plan runs {hours_to_days(w.hours):.0f} days (pass --deadline-days to "
                          "bound it)")
     if var.unique_tokens is not None:
         notes.append(f"data: {w.tokens / var.unique_tokens:.3g} epochs over {var.unique_tokens:.3g} unique tokens; "

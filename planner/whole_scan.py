@@ -25,10 +25,11 @@ from planner.request import PlanRequest
 from planner.solve import Solved, batch_law_monomial, lr_law_of
 from planner.whole import REL_TOL, ClusterLine, LawMemo, WholePlan
 
-# when the sizing horizon cannot be met, sizing pays at most 10% more dollars for speed: the soonest plan whose
-# training dollars per FLOP are at most (1 + LATE_PREMIUM) x the cheapest (near) plan's (per FLOP, so plans that
-# train a few % fewer tokens within SIZING_TOLERANCE do not move the bar)
-LATE_PREMIUM = 0.10
+# When the sizing horizon cannot be met, sizing trades time against dollars at par: the plan with the least
+# (training dollars per FLOP) x (hours per FLOP), i.e. 1% sooner is worth 1% more dollars. Per FLOP, so plans
+# that train a few % fewer tokens within SIZING_TOLERANCE are compared on the same footing. (The soonest plan
+# bought 24% of speed with 3x the dollars; the cheapest, or a fixed premium over it, ran for years, because a
+# few hundred devices have the best MFU.)
 LADDER_MAX = 12  # late plans: at most this many extra device targets on a geometric ladder (see ``device_ladder``)
 
 
@@ -45,12 +46,9 @@ def device_ladder(low: float, cap: float) -> list[float]:
     return [low * math.exp(span * k / steps) for k in range(1, steps + 1)]
 
 
-def late_budget(usd_per_flop: np.ndarray | list[float], late: np.ndarray | list[bool]) -> float | None:
-    """The training dollars per FLOP a late plan may cost: (1 + LATE_PREMIUM) x the cheapest, when every plan
-    is late (else None: the cheapest plan within the sizing horizon is chosen)."""
-    if not len(late) or not np.all(late):
-        return None
-    return float(np.min(usd_per_flop)) * (1 + LATE_PREMIUM)
+def late_score(usd_per_flop: np.ndarray, hours_per_flop: np.ndarray) -> np.ndarray:
+    """What sizing minimizes when the horizon is out of reach: dollars per FLOP x hours per FLOP (USD·h/FLOP²)."""
+    return np.asarray(usd_per_flop, dtype=float) * np.asarray(hours_per_flop, dtype=float)
 
 
 

@@ -36,7 +36,7 @@ from planner.whole_scan import (
     device_ladder,
     evaluate_rows,
     first_best,
-    late_budget,
+    late_score,
     least,
 )
 
@@ -46,9 +46,11 @@ SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the
 
 
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
-                  fastest: dict[float, Layout] | None = None) -> set[Layout]:
+                  fastest: dict[float, Layout] | None = None, wide: bool = False) -> set[Layout]:
     """The program's layout, its tp and pp neighbours, and the fastest layout at each target size (searched once
-    per target when ``fastest`` is given: later shapes reuse it with tensor parallel fitted to their heads)."""
+    per target when ``fastest`` is given: later shapes reuse it with tensor parallel fitted to their heads).
+    ``wide`` (late plans' device ladder): also the largest tensor parallel that splits the heads at pipeline
+    depths 1, 2, 4 and 8 (the cheapest layouts at scale, whatever the program's probe layout was)."""
     cand, lay = solved.cand, solved.layout
     # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
     if request.tensor_parallel:
@@ -68,6 +70,11 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
             out.add(lay.model_copy(update={"pp": pp}))
+    if wide:
+        top = request.tensor_parallel or cand.acc.devices_per_node
+        for pp in (1, 2, 4, 8):
+            if pp <= shape.layers:
+                out.add(with_tp_for_heads(lay.model_copy(update={"pp": pp}), shape.heads, top))
     # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
     seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
     pp = lay.pp
@@ -134,21 +141,22 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
         scan.add([g])
     best = scan.choose(sizing_h, max_devices=cap * 1.2)
     if best is not None and sizing_h is not None and best.hours > sizing_h * (1 + 1e-6):
-        # late: the hours-vs-dollars frontier between the cheapest plan and the cap, so the premium buys speed
-        # where it is cheapest (on-time plans never come here and are unchanged)
+        # late: the hours-vs-dollars frontier between the cheapest plan and the cap, so time and dollars are
+        # traded where it pays (on-time plans never come here and are unchanged)
         ladder = device_ladder(scan.cheapest_near(cap * 1.2).devices, cap)
         if ladder:
             scan.fastest = {} if scan.fastest is None else scan.fastest  # one fastest-layout search per target
+            scan.wide = True
             scan.add(ladder)
-        # the horizon was out of reach of the scan: a plan the ladder finds on time gets no more dollars
+        # the horizon was out of reach of the scan: a plan the ladder finds on time is judged by the same rule
         best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
-        for _ in range(2):  # refine the ladder step where the bar falls
-            sooner = scan.fewest_devices_sooner(best.hours, cap * 1.2)
-            if sooner is None or sooner <= best.devices * 1.02:
+        for _ in range(3):  # refine around the best on both sides of it (the ladder's step is a factor 2)
+            scan.add([best.devices * 2 ** (k / 4) for k in (-3, -2, -1, 1, 2, 3)])
+            again = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
+            if again.devices == best.devices:
+                best = again
                 break
-            r = sooner / best.devices
-            scan.add([best.devices * r ** (k / 4) for k in (1, 2, 3)])
-            best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
+            best = again
     if best is None:
         return None
     best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
@@ -174,6 +182,7 @@ class _Scan:
         self.shapes = shape_candidates(solved, request)
         # the time objective scans many shapes: the fastest-layout search runs once per device target
         self.fastest: dict[float, Layout] | None = {} if request.objective == "time" else None
+        self.wide = False  # late plans: more layouts near each device target (see ``_layouts_near``)
 
     @property
     def best(self) -> WholePlan | None:
@@ -191,7 +200,8 @@ class _Scan:
         items = []
         for shape, n_law in self.shapes:
             # in a fixed order: ties keep the first plan found, which must not depend on set hashing
-            for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest), key=Layout.label):
+            for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest, self.wide),
+                              key=Layout.label):
                 for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
                     key = (shape.layers, shape.d_model, lay, g)
                     if key in self.seen:
@@ -333,10 +343,10 @@ class _Scan:
         return [self._plan(chunk, int(i)) for chunk, idx in self._near_rows() for i in idx]
 
     @staticmethod
-    def _usd_per_flop(rows: Rows) -> np.ndarray:
-        """Training dollars per training FLOP of every plan of ``rows`` (as ``WholePlan.cost_usd / flops``)."""
+    def _flops(rows: Rows) -> np.ndarray:
+        """Training FLOPs of every plan of ``rows`` (as ``WholePlan.flops``)."""
         n_law = np.array([c.n_law for c in rows.lines], dtype=float)[rows.line]
-        return rows.cost / training_flops(n_law, rows.tokens)
+        return training_flops(n_law, rows.tokens)
 
     def _near_table(self) -> dict[str, np.ndarray]:
         """Columns of the plans within SIZING_TOLERANCE of the best objective, in pool order."""
@@ -345,9 +355,11 @@ class _Scan:
                  "row": np.concatenate([idx for _, idx in near]),
                  "objective": np.concatenate([self._values(self.pool[c])[idx] for c, idx in near]),
                  "total_cost": np.concatenate([(self.pool[c].cost + self.pool[c].serve)[idx] for c, idx in near]),
-                 "usd_per_flop": np.concatenate([self._usd_per_flop(self.pool[c])[idx] for c, idx in near])}
+                 "flops": np.concatenate([self._flops(self.pool[c])[idx] for c, idx in near]),
+                 "cost": np.concatenate([self.pool[c].cost[idx] for c, idx in near])}
         for name in ("hours", "devices"):
             table[name] = np.concatenate([getattr(self.pool[c], name)[idx] for c, idx in near])
+        table["late_score"] = late_score(table["cost"] / table["flops"], table["hours"] / table["flops"])
         return table
 
     def _first_least(self, table: dict[str, np.ndarray], keys: list[np.ndarray],
@@ -371,41 +383,33 @@ class _Scan:
         the fewest training dollars per FLOP."""
         t = self._near_table()
         keep = t["devices"] <= max_devices
-        return self._first_least(t, [t["usd_per_flop"]], keep if keep.any() else None)
-
-    def fewest_devices_sooner(self, hours: float, max_devices: float = math.inf) -> float | None:
-        """The fewest devices of a plan within SIZING_TOLERANCE of the best objective (and ``max_devices``)
-        that finishes sooner than ``hours`` (None: none does)."""
-        t = self._near_table()
-        keep = (t["hours"] < hours) & (t["devices"] <= max_devices)
-        return float(t["devices"][keep].min()) if keep.any() else None
+        return self._first_least(t, [t["cost"] / t["flops"]], keep if keep.any() else None)
 
     def choose(self, sizing_h: float | None, max_devices: float = math.inf, late: bool = False) -> WholePlan | None:
         """Within SIZING_TOLERANCE of the best objective (no more devices than ``max_devices`` for the sake of
-        sizing alone): the cheapest within the sizing horizon, or when none is (or ``late``: the horizon was
-        found out of reach), the soonest at most LATE_PREMIUM dearer than the cheapest: ``min`` of ``near()``
-        by ``_rank``, in arrays."""
+        sizing alone): the cheapest within the sizing horizon; when none is (or ``late``: the horizon was found
+        out of reach), the least ``late_score`` (dollars per FLOP x hours per FLOP): ``min`` of ``near()`` by
+        ``_rank``, in arrays."""
         if self._best is None:
             return None
         t = self._near_table()
         hours, devices = t["hours"], t["devices"]
         keep = devices <= max_devices
         keep = keep if keep.any() else np.ones(len(keep), dtype=bool)
-        is_late = late
-        late = hours > sizing_h * (1 + 1e-6) if sizing_h is not None else np.zeros(len(hours), dtype=bool)
-        budget = late_budget(t["usd_per_flop"][keep], late[keep] | is_late)
-        if budget is None:
-            keys = [late, np.where(late, hours, t["total_cost"]), t["objective"], devices]
+        over = hours > sizing_h * (1 + 1e-6) if sizing_h is not None else np.zeros(len(hours), dtype=bool)
+        if late or (sizing_h is not None and bool(over[keep].all())):
+            keys = [t["late_score"], t["objective"], devices]
         else:
-            keys = [t["usd_per_flop"] > budget, hours, t["objective"], devices]
+            keys = [over, np.where(over, hours, t["total_cost"]), t["objective"], devices]
         return self._first_least(t, keys, keep)
 
 
-def _rank(plan: WholePlan, objective: str, sizing_h: float | None, budget: float | None = None) -> tuple:
+def _rank(plan: WholePlan, objective: str, sizing_h: float | None, late: bool = False) -> tuple:
     """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars,
     then the objective (sizing never costs more than 0.1% of the objective). When none finishes in time
-    (``budget`` from ``late_budget``): the soonest costing at most ``budget`` training dollars per FLOP."""
-    if budget is not None:
-        return (plan.cost_usd / plan.flops > budget, plan.hours, objective_of(plan, objective), plan.devices)
-    late = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
-    return (late, plan.hours if late else plan.total_cost_usd, objective_of(plan, objective), plan.devices)
+    (``late``): the least dollars per FLOP x hours per FLOP (``whole_scan.late_score``)."""
+    if late:
+        score = (plan.cost_usd / plan.flops) * (plan.hours / plan.flops)
+        return (score, objective_of(plan, objective), plan.devices)
+    over = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
+    return (over, plan.hours if over else plan.total_cost_usd, objective_of(plan, objective), plan.devices)

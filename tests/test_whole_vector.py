@@ -32,7 +32,7 @@ from planner.whole import (
     shape_candidates,
 )
 from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
-from planner.whole_search import _layouts_near, _rank, _Scan, late_budget
+from planner.whole_search import _layouts_near, _rank, _Scan
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
 REQUESTS = [
@@ -176,9 +176,8 @@ def test_scan_pool_and_best_equal_the_scalar_loop(fields):
     for sizing_h in (None, hours[0], hours[len(hours) // 2], hours[-1] * 2):
         for cap in (math.inf, sorted(p.devices for p in near)[len(near) // 2], 0):
             kept = [p for p in near if p.devices <= cap] or near
-            budget = late_budget([p.cost_usd / p.flops for p in kept],
-                                 [sizing_h is not None and p.hours > sizing_h * (1 + 1e-6) for p in kept])
-            want = min(kept, key=lambda p, h=sizing_h, b=budget: _rank(p, request.objective, h, b))
+            late = sizing_h is not None and all(p.hours > sizing_h * (1 + 1e-6) for p in kept)
+            want = min(kept, key=lambda p, h=sizing_h, lt=late: _rank(p, request.objective, h, lt))
             assert scan.choose(sizing_h, max_devices=cap) is want
 
 
