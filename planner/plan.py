@@ -8,10 +8,37 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 
 from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout
-from planner.serving import ServingSummary
 
 # the layout's fields as they appear, flat, in the JSON of a cluster (the object's "layout" is the label)
 _LAYOUT_KEYS = ("tp", "pp", "micro_batch", "recompute", "zero_stage", "ep")
+
+
+class ServingSummary(BaseModel):
+    """A serving configuration's figures as a plan reports them (the ``inference`` object). Tokens are output
+    tokens unless named input; money in USD; latencies in ms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens: float | None = Field(description="output tokens served (None: price only)")
+    input_tokens: float | None
+    cost_usd: float | None = Field(description="tokens · $/output token + input_tokens · $/input token")
+    usd_per_million_tokens: float = Field(description="$ per million output tokens")
+    usd_per_million_input_tokens: float
+    gpu: str
+    gpus: int = Field(description="devices per replica (= tensor_parallel)")
+    batch: int
+    tensor_parallel: int
+    precision: str
+    kv_precision: str
+    tokens_per_second_per_gpu: float = Field(description="output tokens/s per device")
+    tpot_ms: float
+    ttft_ms: float
+    binding: list[str] = Field(description="what limits the batch: memory, tpot, max_batch, given; ttft")
+    prompt_tokens: int
+    output_tokens: int
+    gpu_hours: float | None = Field(description="device-hours to serve the tokens (cost_usd / price)")
+    gpu_seconds_per_token: float = Field(description="device-seconds per output token: $/M = price · this / 3600 · 1e6")
+    gpu_seconds_per_input_token: float = Field(description="device-seconds per input token")
 
 
 class ConstraintReport(BaseModel):

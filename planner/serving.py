@@ -22,6 +22,7 @@ from cost_models.serving import DEFAULT_MAX_BATCH, Efficiency, Precision, Servin
 from cost_models.serving_point import ServingPoint, fewest_devices, max_batch_in_memory, serving_point, tp_degrees
 from cost_models.serving_terms import FIXED_EXPONENTS, ServingTerms, fit_features, serving_terms
 from planner.errors import InputError
+from planner.plan import ServingSummary  # the plan's `inference` object (re-exported here)
 
 DEFAULT_PROMPT_TOKENS = 1024
 DEFAULT_OUTPUT_TOKENS = 256
@@ -63,34 +64,6 @@ def split_context(context: int, tokens: float | None = None, input_tokens: float
         ratio = DEFAULT_PROMPT_TOKENS / DEFAULT_OUTPUT_TOKENS
     output = min(max(1, round(context / (1.0 + ratio))), context - 1)
     return context - output, output
-
-
-class ServingSummary(BaseModel):
-    """A serving configuration's figures as a plan reports them (the ``inference`` object). Tokens are output
-    tokens unless named input; money in USD; latencies in ms."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tokens: float | None = Field(description="output tokens served (None: price only)")
-    input_tokens: float | None
-    cost_usd: float | None = Field(description="tokens · $/output token + input_tokens · $/input token")
-    usd_per_million_tokens: float = Field(description="$ per million output tokens")
-    usd_per_million_input_tokens: float
-    gpu: str
-    gpus: int = Field(description="devices per replica (= tensor_parallel)")
-    batch: int
-    tensor_parallel: int
-    precision: str
-    kv_precision: str
-    tokens_per_second_per_gpu: float = Field(description="output tokens/s per device")
-    tpot_ms: float
-    ttft_ms: float
-    binding: list[str] = Field(description="what limits the batch: memory, tpot, max_batch, given; ttft")
-    prompt_tokens: int
-    output_tokens: int
-    gpu_hours: float | None = Field(description="device-hours to serve the tokens (cost_usd / price)")
-    gpu_seconds_per_token: float = Field(description="device-seconds per output token: $/M = price · this / 3600 · 1e6")
-    gpu_seconds_per_input_token: float = Field(description="device-seconds per input token")
 
 
 def serving_dollars(point: ServingPoint, demand: ServingDemand) -> float:
