@@ -17,8 +17,9 @@ def fit(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.", min=0,
                                            max=100_000)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed for the bootstrap.")] = 0,
-    workers: Annotated[int, typer.Option(help="Processes for the bootstrap (the same numbers for any count).",
-                                         min=1, max=256)] = 1,
+    workers: Annotated[int | None, typer.Option(
+        help="Processes for the bootstrap (default: every core when it is large enough to pay for starting them, "
+             "bootstraps x runs >= 1e6; the same numbers for any count).", min=1, max=256)] = None,
     budget: Annotated[float | None, typer.Option(help="FLOPs at which to report optimal N, D.")] = None,
     y: Annotated[str | None, typer.Option(help="Power law: the column to fit (e.g. lr, batch_tokens).")] = None,
     x: Annotated[str, typer.Option(help="Power law: comma-separated input columns.")] = "params,tokens",

@@ -191,6 +191,26 @@ def test_bootstrap_workers_identical_to_serial():
     assert e.value.field == "workers"
 
 
+def test_default_workers_only_for_a_large_bootstrap(monkeypatch):
+    """workers=None (the CLI's default): every core once bootstraps x runs reach AUTO_WORK, else this process;
+    a bad count names the field."""
+    from laws.fit import multistart
+
+    monkeypatch.setattr(multistart, "default_workers", lambda: 7)
+    assert multistart.workers_for(None, 1000, 240) == 1
+    assert multistart.workers_for(None, multistart.AUTO_WORK // 240 + 1, 240) == 7
+    assert multistart.workers_for(3, 10, 10) == 3
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(F.FitError) as e:
+            multistart.workers_for(bad, 10, 10)
+        assert e.value.field == "workers"
+    N, D, L = _runs()
+    auto = F.fit_chinchilla(N, D, L, bootstrap=50, seed=7, grid=SMALL_GRID, workers=None)
+    serial = F.fit_chinchilla(N, D, L, bootstrap=50, seed=7, grid=SMALL_GRID)
+    for k in serial.coefficients:
+        np.testing.assert_array_equal(auto.bootstrap[k], serial.bootstrap[k])
+
+
 # ------------------------------------------------------------------------ result: to_law()
 
 

@@ -40,7 +40,7 @@ FORMS = ("chinchilla", "kaplan", "muennighoff", "power")
 def fit_chinchilla(
     params, tokens, loss, *, delta: float = DEFAULT_DELTA, bootstrap: int = 0, seed: int | None = 0,
     budget: float | None = None, progress: Progress | None = None, grid: Mapping[str, Sequence[float]] | None = None,
-    source: str = "runs", workers: int = 1,
+    source: str = "runs", workers: int | None = 1,
 ) -> FitResult:
     """Fit L = E + A/N^alpha + B/D^beta (N params, D tokens, L loss) by the Hoffmann et al. 2022 method.
 
@@ -56,7 +56,7 @@ def fit_chinchilla(
 def fit_kaplan(
     params, tokens, loss, *, delta: float = DEFAULT_DELTA, bootstrap: int = 0, seed: int | None = 0,
     budget: float | None = None, progress: Progress | None = None, grid: Mapping[str, Sequence[float]] | None = None,
-    source: str = "runs", workers: int = 1,
+    source: str = "runs", workers: int | None = 1,
 ) -> FitResult:
     """Fit Kaplan et al. 2020 L = ((Nc/N)^(alpha_N/alpha_D) + Dc/D)^alpha_D (N params, D tokens).
 
@@ -71,7 +71,7 @@ def fit_muennighoff(
     params, tokens, unique_tokens, loss, *, base: Any = MUENNIGHOFF_BASE, delta: float = DEFAULT_DELTA,
     bootstrap: int = 0, seed: int | None = 0, progress: Progress | None = None,
     grid: Mapping[str, Sequence[float]] | None = None, source: str = "runs", budget: float | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> FitResult:
     """Fit R_D*, R_N* of the Muennighoff et al. 2023 data-constrained law with the base law held fixed.
 

@@ -190,7 +190,7 @@ def summaries(names, samples: dict[str, np.ndarray] | None):
 def fit_form(spec: FormSpec, runs: Mapping[str, Any], *, delta: float = DEFAULT_DELTA, bootstrap_n: int = 0,
              seed: int | None = 0, budget: float | None = None, progress: Progress | None = None,
              grid: Mapping[str, Sequence[float]] | None = None, source: str = "runs", base: Any = None,
-             workers: int = 1) -> FitResult:
+             workers: int | None = 1) -> FitResult:
     """Fit ``spec``'s law to ``runs`` (arrays named by ``spec.inputs`` and ``loss``); see ``fit_chinchilla``."""
     d = as_arrays(**{k: runs[k] for k in (*spec.inputs, "loss")})
     n = d["loss"].size
