@@ -90,6 +90,13 @@ class ModelShape(BaseModel):
         return self.kv_lora_rank > 0
 
     @property
+    def tp_heads(self) -> int:
+        """The heads a training tensor-parallel degree must divide: the K/V heads (query groups), which
+        Megatron-Core and torchtitan split across TP ranks (a degree above them would need replicated K/V,
+        which the cluster model does not price); every head for MLA, whose K/V are per head."""
+        return self.heads if self.is_mla else self.kv_heads
+
+    @property
     def moe_layers(self) -> int:
         """Number of MoE layers (0 for a dense model)."""
         return self.layers - self.dense_layers if self.is_moe else 0

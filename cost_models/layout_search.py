@@ -62,8 +62,9 @@ def layout_problems(shape: ModelShape, layout: Layout, devices: int, batch_token
         out.append(f"{devices} devices are not a multiple of tp·pp = {mp}")
     if layout.pp > shape.layers:
         out.append(f"pp={layout.pp} exceeds the {shape.layers} layers")
-    if shape.heads % layout.tp:
-        out.append(f"tp={layout.tp} does not divide the {shape.heads} heads")
+    if shape.tp_heads % layout.tp:
+        out.append(f"tp={layout.tp} does not divide the {shape.tp_heads} "
+                   f"{'heads' if shape.tp_heads == shape.heads else 'K/V heads'}")
     dp = max(devices // mp, 1)
     seqs = batch_tokens / shape.seq_len
     if seqs + 1e-9 < dp * layout.micro_batch:
@@ -198,7 +199,7 @@ def _shape_table(hw: Hardware, mfu: float | None, fixed: tuple, shape: ModelShap
     t = _table(hw, shape.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.experts, shape.is_moe,
                mfu, fixed)
     i = t.ints
-    ok = (i["tp"] <= hw.devices_per_node) & (i["pp"] <= shape.layers) & (shape.heads % i["tp"] == 0)
+    ok = (i["tp"] <= hw.devices_per_node) & (i["pp"] <= shape.layers) & (shape.tp_heads % i["tp"] == 0)
     if shape.is_moe:
         ok &= shape.experts % i["ep"] == 0
     f = _fixed_terms(t.nums, terms_of_shape(shape))

@@ -79,7 +79,7 @@ def ranked_layouts(request: PlanRequest, cand: Candidate, shape: ModelShape, bat
                          request.seq_len, shape.vocab, shape.top_k + shape.shared_experts, shape.is_moe, request.mfu)
     allowed = ~(table.mp > devices * 1.5)
     if request.objective != "time":
-        allowed &= shape.heads % table.tp == 0
+        allowed &= shape.tp_heads % table.tp == 0
     if request.max_gpus:
         allowed &= ~(table.mp > request.max_gpus)
     usable = cand.hw.memory

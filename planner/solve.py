@@ -270,8 +270,8 @@ def solve_layout(request: PlanRequest, law: Law, var: Any, cand: Candidate, layo
         shape = shape_for(var, n, request.seq_len)
         # tensor parallel must split the rounded shape's heads; for wall-clock the program keeps its degree (a
         # relaxation: the whole-cluster stage scans sizes across a factor 3 for shapes whose heads it divides)
-        if shape.heads % layout.tp and request.objective != "time":
-            layout = with_tp_for_heads(layout, shape.heads, layout.tp)
+        if shape.tp_heads % layout.tp and request.objective != "time":
+            layout = with_tp_for_heads(layout, shape.tp_heads, layout.tp)
         st, values = program_inputs(request, var, cand, layout, shape, n, active)
         sol = get_program(law, st).solve(values)
         if sol.status != "optimal":
@@ -313,8 +313,8 @@ def start_layout(request: PlanRequest, var: Any, layout: Layout) -> Layout:
     there leaves it (the degree only shrinks along the fixed point): a fixed point started elsewhere on this
     layout reaches the same answer."""
     shape = shape_for(var, DEFAULT_START, request.seq_len)
-    if shape.heads % layout.tp and request.objective != "time":
-        return with_tp_for_heads(layout, shape.heads, layout.tp)
+    if shape.tp_heads % layout.tp and request.objective != "time":
+        return with_tp_for_heads(layout, shape.tp_heads, layout.tp)
     return layout
 
 

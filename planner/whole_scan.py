@@ -67,7 +67,7 @@ def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelS
         si.append(shapes.setdefault(id(shape), (len(shapes), shape))[0])
         pi.append(pairs.setdefault((id(shape), id(lay)), (len(pairs), shape, lay))[0])
     si, pi = np.array(si), np.array(pi)
-    shape_cols = np.array([(s.seq_len, s.heads, s.layers, s.experts, s.is_moe) for _, s in shapes.values()],
+    shape_cols = np.array([(s.seq_len, s.tp_heads, s.layers, s.experts, s.is_moe) for _, s in shapes.values()],
                           dtype=np.int64)[si]
     seq, heads, layers, experts, moe = shape_cols.T
     pair_cols = np.array([(lay.tp, lay.pp, lay.micro_batch, lay.ep) for _, _, lay in pairs.values()],

@@ -57,7 +57,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         if request.tensor_parallel != lay.tp:
             lay = lay.model_copy(update={"tp": request.tensor_parallel})
     else:
-        lay = with_tp_for_heads(lay, shape.heads, max(lay.tp, cand.acc.devices_per_node
+        lay = with_tp_for_heads(lay, shape.tp_heads, max(lay.tp, cand.acc.devices_per_node
                                                       if request.objective == "time" else 1))
     out = {lay}
     # its tensor-parallel neighbours (for wall-clock every smaller degree: a small model's TP traffic can cost
@@ -65,7 +65,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
     tps = (lay.tp // 8, lay.tp // 4, lay.tp // 2, lay.tp * 2) if request.objective == "time" else (
         lay.tp // 2, lay.tp * 2)
     for tp in tps:
-        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.heads % tp == 0:
+        if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.tp_heads % tp == 0:
             out.add(lay.model_copy(update={"tp": tp}))
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
@@ -74,7 +74,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         top = request.tensor_parallel or cand.acc.devices_per_node
         for pp in (1, 2, 4, 8):
             if pp <= shape.layers:
-                out.add(with_tp_for_heads(lay.model_copy(update={"pp": pp}), shape.heads, top))
+                out.add(with_tp_for_heads(lay.model_copy(update={"pp": pp}), shape.tp_heads, top))
     # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
     seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
     pp = lay.pp
@@ -82,13 +82,13 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         pp *= 2
         seqs_per_rank *= 2
         for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
-            if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.heads % tp == 0:
+            if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.tp_heads % tp == 0:
                 out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
     for t in targets:
         if fastest is not None and t in fastest:
             if fastest[t] is not None:
                 top = request.tensor_parallel or fastest[t].tp
-                out.add(with_tp_for_heads(fastest[t], shape.heads, top))
+                out.add(with_tp_for_heads(fastest[t], shape.tp_heads, top))
             continue
         near = device_candidates(t, lay, cand.acc.devices_per_node, request.max_gpus)
         if fastest is not None:
@@ -244,8 +244,8 @@ class _Scan:
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
         items, owner = [], []
         for j, (shape, n_law) in enumerate(shapes):
-            top = with_tp_for_heads(solved.layout, shape.heads, request.tensor_parallel or per_node)
-            tps = {with_tp_for_heads(top, shape.heads, request.tensor_parallel or max(1, top.tp // k))
+            top = with_tp_for_heads(solved.layout, shape.tp_heads, request.tensor_parallel or per_node)
+            tps = {with_tp_for_heads(top, shape.tp_heads, request.tensor_parallel or max(1, top.tp // k))
                    for k in (1, 2, 4)}
             for lay in sorted(tps, key=Layout.label):
                 fed = batch * lay.tp * lay.pp / (lay.micro_batch * shape.seq_len)
