@@ -129,15 +129,23 @@ def _table(hw: Hardware, seq_len: int, vocab: int, top_k: int, experts: int, moe
             "micro_batch": [lay.micro_batch for lay in layouts], "ep": [lay.ep for lay in layouts]}
     ints = {k: np.array(v, dtype=np.int64) for k, v in ints.items()}
     ints["mp"] = ints["tp"] * ints["pp"]
-    names = [f.name for f in fields(LayoutNumbers)]
-    columns = zip(*([getattr(n, k) for k in names] for n in numbers), strict=True)
-    nums = {k: np.array([0.0 if v is None else float(v) for v in col]) for k, col in zip(names, columns, strict=True)}
-    for a in (*ints.values(), *nums.values()):
+    for a in ints.values():
         a.setflags(write=False)
-    return _Table(layouts, ints, nums)
+    return _Table(layouts, ints, numbers_columns(numbers))
 
 
 NUMBER_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
+
+
+def numbers_columns(numbers: list[LayoutNumbers]) -> dict[str, np.ndarray]:
+    """The ``LayoutNumbers`` of many layouts as read-only float columns by field, absent terms 0.0 (adding or
+    multiplying an exact 0.0 gives the plain-number sums of ``cluster`` bit for bit)."""
+    out = {}
+    for k in NUMBER_FIELDS:
+        col = np.array([0.0 if getattr(n, k) is None else float(getattr(n, k)) for n in numbers])
+        col.setflags(write=False)
+        out[k] = col
+    return out
 
 
 def numbers_row(layout: Layout, hw: Hardware, seq_len: int, vocab: int, top_k: int, moe: bool,

@@ -5,12 +5,12 @@ The cluster model's step time and memory (``cost_models.cluster.step_seconds`` /
 products of the layout's numbers, so they are evaluated on numpy arrays over all layouts. A term a layout does
 not have (None in its LayoutNumbers: tp = 1, pp = 1, ZeRO-3's replicated states ...) is 0.0 in the arrays: it
 adds exactly 0.0 to a sum of non-negative finite terms (x + 0.0 == x), so every element equals the number a
-layout-by-layout call gives, bit for bit, and the ranking is the same. Terms no layout has stay None.
+layout-by-layout call gives, bit for bit, and the ranking is the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -26,16 +26,15 @@ from cost_models.cluster import (
     step_seconds,
     terms_of_shape,
 )
+from cost_models.layout_search import numbers_columns
 from planner.request import PlanRequest
 from planner.solve import Candidate
-
-_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
 
 
 @dataclass(frozen=True)
 class LayoutTable:
     """Every layout of the search with its label; ``numbers``: their LayoutNumbers as arrays over the layouts
-    (absent terms 0.0, None where no layout has the term); ``tp`` and ``mp`` (tp·pp) as arrays."""
+    (``layout_search.numbers_columns``: absent terms 0.0); ``tp`` and ``mp`` (tp·pp) as arrays."""
 
     layouts: tuple[Layout, ...]
     labels: tuple[str, ...]
@@ -54,12 +53,7 @@ def layout_table(devices_per_node: int, experts: int, max_pp: int, tp: int | Non
                  vocab: int, top_k: int, moe: bool, mfu: float | None) -> LayoutTable:
     """The table for ``candidate_layouts`` on ``hw`` (memoized; its arrays are read-only)."""
     layouts = tuple(candidate_layouts(devices_per_node, moe_experts=experts, max_pp=max_pp, tp=tp))
-    each = [layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu) for lay in layouts]
-    columns = {}
-    for f in _FIELDS:
-        values = [getattr(n, f) for n in each]
-        columns[f] = (None if all(v is None for v in values)
-                      else _frozen(np.array([0.0 if v is None else float(v) for v in values])))
+    columns = numbers_columns([layout_numbers(lay, hw, seq_len, vocab, top_k, moe, mfu) for lay in layouts])
     return LayoutTable(layouts, tuple(lay.label() for lay in layouts),
                        _frozen(np.array([lay.tp for lay in layouts])),
                        _frozen(np.array([lay.tp * lay.pp for lay in layouts])), LayoutNumbers(**columns))
