@@ -25,7 +25,6 @@ from planner.whole import (
     LawMemo,
     WholePlan,
     device_candidates,
-    objective_of,
     shape_candidates,
     verify,
 )
@@ -152,11 +151,10 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
         best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
         for _ in range(3):  # refine around the best on both sides of it (the ladder's step is a factor 2)
             scan.add([best.devices * 2 ** (k / 4) for k in (-3, -2, -1, 1, 2, 3)])
-            again = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
-            if again.devices == best.devices:
-                best = again
+            moved = best.devices
+            best = scan.choose(sizing_h, max_devices=cap * 1.2, late=True)
+            if best.devices == moved:
                 break
-            best = again
     if best is None:
         return None
     best.estimate = evaluate_layout(best.shape, best.layout, solved.cand.hw, batch_tokens=best.batch_tokens,
@@ -388,8 +386,8 @@ class _Scan:
     def choose(self, sizing_h: float | None, max_devices: float = math.inf, late: bool = False) -> WholePlan | None:
         """Within SIZING_TOLERANCE of the best objective (no more devices than ``max_devices`` for the sake of
         sizing alone): the cheapest within the sizing horizon; when none is (or ``late``: the horizon was found
-        out of reach), the least ``late_score`` (dollars per FLOP x hours per FLOP): ``min`` of ``near()`` by
-        ``_rank``, in arrays."""
+        out of reach), the least ``late_score`` (dollars per FLOP x hours per FLOP), in arrays (the plan-by-plan
+        rule is tests/test_whole_vector.py's ``_rank``)."""
         if self._best is None:
             return None
         t = self._near_table()
@@ -403,13 +401,3 @@ class _Scan:
             keys = [over, np.where(over, hours, t["total_cost"]), t["objective"], devices]
         return self._first_least(t, keys, keep)
 
-
-def _rank(plan: WholePlan, objective: str, sizing_h: float | None, late: bool = False) -> tuple:
-    """Among plans within SIZING_TOLERANCE of the best objective: within the sizing horizon first, then dollars,
-    then the objective (sizing never costs more than 0.1% of the objective). When none finishes in time
-    (``late``): the least dollars per FLOP x hours per FLOP (``whole_scan.late_score``)."""
-    if late:
-        score = (plan.cost_usd / plan.flops) * (plan.hours / plan.flops)
-        return (score, objective_of(plan, objective), plan.devices)
-    over = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
-    return (over, plan.hours if over else plan.total_cost_usd, objective_of(plan, objective), plan.devices)

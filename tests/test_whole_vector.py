@@ -32,7 +32,7 @@ from planner.whole import (
     shape_candidates,
 )
 from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
-from planner.whole_search import _layouts_near, _rank, _Scan
+from planner.whole_search import _layouts_near, _Scan
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
 REQUESTS = [
@@ -260,3 +260,14 @@ def test_cluster_lines_equal_two_full_estimates(fields):
     assert got == want
     assert got == [cluster_line(request, solved, *it) for it in items]
     assert sum(x is not None for x in got) > 10 and None in got
+
+
+def _rank(plan, objective: str, sizing_h: float | None, late: bool = False) -> tuple:
+    """The sizing rule plan by plan (the reference ``_Scan.choose`` must equal): within the sizing horizon first,
+    then dollars, then the objective; when none finishes in time (``late``), the least dollars per FLOP x hours
+    per FLOP."""
+    if late:
+        score = (plan.cost_usd / plan.flops) * (plan.hours / plan.flops)
+        return (score, objective_of(plan, objective), plan.devices)
+    over = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
+    return (over, plan.hours if over else plan.total_cost_usd, objective_of(plan, objective), plan.devices)
