@@ -16,6 +16,7 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,11 @@ from planner.rounding import COUNTERS, fit_shape
 from planner.solve import Candidate, Solved, batch_law_monomial, lr_law_of
 
 REL_TOL = 1e-9  # limits are met to this relative tolerance (floating point only)
+# Law forms whose formula gives on arrays exactly what it gives on scalars: each power is taken of the input
+# itself, and a scalar input (a 0-d array) goes through the same numpy loop as an array (numpy's vectorized
+# power is not Python's ``**``, nor numpy's scalar power). Kaplan's and Muennighoff's forms take powers of
+# derived numpy scalars and differ by an ulp. tests/test_whole_vector.py checks both ways.
+ARRAY_EXACT_FORMS = frozenset({"chinchilla", "joint-moe"})
 
 
 @dataclass
@@ -169,9 +175,9 @@ def _serve_cost(request: PlanRequest, solved: Solved, shape: ModelShape) -> floa
     return serving_dollars(point, demand_from_request(request))
 
 
-@dataclass(frozen=True)
-class ClusterLine:
-    """A fixed shape, layout and device count: step(B) = per_token · B + per_step seconds (cluster model)."""
+class ClusterLine(NamedTuple):
+    """A fixed shape, layout and device count: step(B) = per_token · B + per_step seconds (cluster model).
+    A named tuple: a search makes thousands."""
 
     shape: ModelShape
     n_law: float
@@ -223,6 +229,20 @@ class LawMemo:
         if key not in self.serving:
             self.serving[key] = _serve_cost(request, solved, shape)
         return self.serving[key]
+
+    def loss_arrays(self, n: np.ndarray, deff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``loss`` at every (n[i], deff[i]): (plan losses, program losses), bit for bit. On arrays for the
+        forms of ARRAY_EXACT_FORMS; one by one for other laws, a full law (data-constrained) or robust plans."""
+        n, deff = np.ascontiguousarray(n, dtype=float), np.ascontiguousarray(deff, dtype=float)
+        law = getattr(self.var, "law", None)
+        vector = (self.one_law and getattr(self.var, "robust", None) is None
+                  and getattr(law, "form", None) in ARRAY_EXACT_FORMS)
+        if not vector or not len(n):
+            pairs = [self.loss(a, b) for a, b in zip(n.tolist(), deff.tolist(), strict=True)]
+            return (np.array([p[0] for p in pairs], dtype=float).reshape(len(n)),
+                    np.array([p[1] for p in pairs], dtype=float).reshape(len(n)))
+        program = np.asarray(self.var.program_losses(n, deff), dtype=float)
+        return program, program
 
     def loss(self, n: float, deff: float) -> tuple[float, float]:
         """(plan loss, program loss) at (n, deff)."""

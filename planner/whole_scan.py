@@ -63,9 +63,15 @@ def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelS
     shapes: dict[int, tuple] = {}
     pairs: dict[tuple[int, int], tuple] = {}
     si, pi = [], []
-    for shape, _, lay, _ in items:
-        si.append(shapes.setdefault(id(shape), (len(shapes), shape))[0])
-        pi.append(pairs.setdefault((id(shape), id(lay)), (len(pairs), shape, lay))[0])
+    last, at = None, (0, 0)
+    for shape, _, lay, _ in items:  # a scan lists each (shape, layout)'s device counts together
+        key = (id(shape), id(lay))
+        if key != last:
+            last = key
+            s_at = shapes.setdefault(id(shape), (len(shapes), shape))[0]
+            at = (s_at, pairs.setdefault(key, (len(pairs), shape, lay))[0])
+        si.append(at[0])
+        pi.append(at[1])
     si, pi = np.array(si), np.array(pi)
     shape_cols = np.array([(s.seq_len, s.tp_heads, s.layers, s.experts, s.is_moe) for _, s in shapes.values()],
                           dtype=np.int64)[si]
@@ -94,9 +100,10 @@ def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelS
         slope = (s2 - s1) / unit
         per_step = np.maximum(0.0, s1 - slope * unit)
     out: list[ClusterLine | None] = [None] * len(items)
-    for i in np.flatnonzero(~bad).tolist():
-        shape, n_law, lay, g = items[i]
-        out[i] = ClusterLine(shape, n_law, lay, g, float(unit[i]), float(slope[i]), float(per_step[i]))
+    good = np.flatnonzero(~bad)
+    for i, u, s, p in zip(good.tolist(), unit[good].tolist(), slope[good].tolist(), per_step[good].tolist(),
+                          strict=True):
+        out[i] = ClusterLine(*items[i], u, s, p)
     return out
 
 
@@ -187,8 +194,10 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
     devices = np.repeat(np.array([c.devices for c in lines], dtype=np.int64), counts)
     unit = per_line([c.unit for c in lines])
     batch = k * unit
-    serve_l = [memo.serve_cost(request, solved, c.shape) for c in lines]
-    serve = per_line(serve_l)
+    if solved.serving is None:   # no serving demand: no serving dollars (``whole._serve_cost``)
+        serve = np.zeros(len(k))
+    else:
+        serve = per_line([memo.serve_cost(request, solved, c.shape) for c in lines])
     npow_l = {c.n_law: c.n_law**gamma for c in lines}
     npow = per_line([npow_l[c.n_law] for c in lines])
     ok = np.ones(len(k), dtype=bool)

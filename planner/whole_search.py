@@ -24,6 +24,7 @@ from planner.whole import (
     ClusterLine,
     LawMemo,
     WholePlan,
+    _device_candidates,
     device_candidates,
     shape_candidates,
     verify,
@@ -195,17 +196,20 @@ class _Scan:
     def add(self, targets: list[float]) -> None:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
-        items = []
+        items, seen = [], self.seen
         for shape, n_law in self.shapes:
-            # in a fixed order: ties keep the first plan found, which must not depend on set hashing
-            for lay in sorted(_layouts_near(request, solved, shape, targets, self.fastest, self.wide),
-                              key=Layout.label):
-                for g in sorted({x for t in targets for x in device_candidates(t, lay, per_node, request.max_gpus)}):
-                    key = (shape.layers, shape.d_model, lay, g)
-                    if key in self.seen:
-                        continue
-                    self.seen.add(key)
-                    items.append((shape, n_law, lay, g))
+            # in a fixed order: ties keep the first plan found, which must not depend on set hashing (a label
+            # names every field of a layout)
+            near = sorted((lay.label(), lay) for lay in _layouts_near(request, solved, shape, targets, self.fastest,
+                                                                      self.wide))
+            for label, lay in near:
+                mp = lay.tp * lay.pp * lay.ep
+                devices = sorted({x for t in targets for x in _device_candidates(t, mp, per_node, request.max_gpus)})
+                for g in devices:
+                    key = (shape.layers, shape.d_model, label, g)
+                    if key not in seen:
+                        seen.add(key)
+                        items.append((shape, n_law, lay, g))
         lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
         self._batches(lines, sol.batch_tokens)
 
@@ -303,7 +307,7 @@ class _Scan:
         (well past SIZING_TOLERANCE in loss), then evaluate the law on the rest."""
         n = np.array([c.n_law for c in rows.lines])[rows.line]
         keep = np.ones(len(n), dtype=bool)
-        for n_law in dict.fromkeys(n.tolist()):
+        for n_law in np.unique(n).tolist():  # each params' rows on their own: the order of params is immaterial
             idx = np.flatnonzero(n == n_law)
             d = rows.deff[idx]
             top = np.maximum.accumulate(d)
@@ -316,9 +320,7 @@ class _Scan:
             keep[idx] = ~(d < before * 0.95)
             self.best_deff[n_law] = max(first or 0.0, float(top[-1]))
         rows = rows.take(np.flatnonzero(keep))
-        pairs = [self.memo.loss(c, d) for c, d in zip(n[keep].tolist(), rows.deff.tolist(), strict=True)]
-        rows.loss = np.array([p[0] for p in pairs], dtype=float)
-        rows.program_loss = np.array([p[1] for p in pairs], dtype=float)
+        rows.loss, rows.program_loss = self.memo.loss_arrays(n[keep], rows.deff)
         return rows
 
     def _values(self, rows: Rows) -> np.ndarray:

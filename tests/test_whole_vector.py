@@ -271,3 +271,48 @@ def _rank(plan, objective: str, sizing_h: float | None, late: bool = False) -> t
         return (score, objective_of(plan, objective), plan.devices)
     over = sizing_h is not None and plan.hours > sizing_h * (1 + 1e-6)
     return (over, plan.hours if over else plan.total_cost_usd, objective_of(plan, objective), plan.devices)
+
+
+@pytest.mark.parametrize("law_id", ["chinchilla-hoffmann-2022", "chinchilla-epoch-2024", "joint-moe-2025"])
+def test_law_on_arrays_equals_law_on_scalars(law_id):
+    """The search evaluates the law on arrays of rows (``LawMemo.loss_arrays``) for ARRAY_EXACT_FORMS; each
+    value must be the scalar evaluation's, bit for bit (numpy's vectorized power is not Python's ``**``, so
+    this is not automatic: Kaplan's and Muennighoff's forms differ by an ulp on a machine with AVX-512)."""
+    import numpy as np
+
+    from laws import get_law
+    from planner.whole import ARRAY_EXACT_FORMS
+
+    law = get_law(law_id)
+    if law.form not in ARRAY_EXACT_FORMS:
+        pytest.skip(f"{law.form}: evaluated one by one")
+    rng = np.random.default_rng(7)
+    n = np.exp(rng.uniform(math.log(1e7), math.log(1e12), 3000))
+    d = np.exp(rng.uniform(math.log(1e9), math.log(1e14), 3000))
+    extra = {"unique_tokens": 3e11} if "unique_tokens" in law.inputs else {}
+    extra |= {"experts": 8.0} if "experts" in law.inputs else {}
+    vector = np.asarray(law.predict(params=n, tokens=d, **extra))
+    scalar = [float(law.predict(params=a, tokens=b, **extra)) for a, b in zip(n.tolist(), d.tolist(), strict=True)]
+    assert vector.tolist() == scalar
+
+
+@pytest.mark.parametrize("fields", [dict(budget_flops=3e21, unique_tokens=2e9, gpu="h100"),
+                                    dict(budget_flops=1e21, gpu="h100"),
+                                    dict(budget_flops=1e21, law="kaplan-2020", gpu="h100"),
+                                    dict(budget_flops=1e21, robust="worst", gpu="h100"),
+                                    dict(budget_flops=1e22, experts=8, gpu="h100")])
+def test_loss_arrays_equal_scalar_memo(fields):
+    """``LawMemo.loss_arrays`` is ``LawMemo.loss`` row by row (plan loss and program loss), on a fresh memo."""
+    import numpy as np
+
+    pairs = _solved_of(fields)
+    assert pairs
+    for _, solved in pairs:
+        rnd = np.random.default_rng(3)
+        n = solved.sol.params * np.exp(rnd.uniform(-0.5, 0.5, 400))
+        d = solved.sol.tokens * np.exp(rnd.uniform(-1.0, 1.0, 400))
+        loss, program = LawMemo(solved.var).loss_arrays(n, d)
+        memo = LawMemo(solved.var)
+        want = [memo.loss(a, b) for a, b in zip(n.tolist(), d.tolist(), strict=True)]
+        assert loss.tolist() == [w[0] for w in want]
+        assert program.tolist() == [w[1] for w in want]
