@@ -8,14 +8,25 @@ coef · D_eff^beta · N^gamma evaluated at the progress reached (the effective t
     D = D_eff · max(1, B / B_law(D_eff, N))
 
 Units: tokens and batch in tokens; N in the law's params.
+
+Powers are taken with ``power`` (numpy's array loop), here and in the vectorized whole-cluster scan
+(``planner.whole_scan``), so that one plan evaluated alone and thousands evaluated at once agree bit for bit:
+numpy's vectorized power may differ from Python's ``**`` (and from numpy's scalar power) by an ulp.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+
+def power(x, exponent: float):
+    """``x ** exponent`` through numpy's ufunc loop, for a number (a numpy float) or an array alike."""
+    return np.power(x, exponent)
+
 
 def law_batch(coef: float, beta: float, gamma: float, effective_tokens: float, params: float) -> float:
     """The batch law's optimum B_law in tokens at (D_eff, N)."""
-    return coef * effective_tokens**beta * params**gamma
+    return float(coef * power(effective_tokens, beta) * power(params, gamma))
 
 
 def tokens_processed(effective_tokens: float, batch: float, coef: float, beta: float, gamma: float,
@@ -31,4 +42,4 @@ def effective_tokens(tokens: float, batch: float, coef: float, beta: float, gamm
     """
     if batch <= law_batch(coef, beta, gamma, tokens, params):
         return tokens
-    return (tokens * coef * params**gamma / batch) ** (1.0 / (1.0 - beta))
+    return float(power(tokens * coef * power(params, gamma) / batch, 1.0 / (1.0 - beta)))

@@ -32,7 +32,7 @@ from cost_models.cluster import (
 )
 from cost_models.layout_search import LayoutEstimate, layout_problems
 from cost_models.training import training_flops
-from planner.critical_batch import effective_tokens, tokens_processed
+from planner.critical_batch import effective_tokens, power, tokens_processed
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest, hours_to_days
 from planner.rounding import COUNTERS, fit_shape
@@ -283,12 +283,13 @@ def evaluate_whole(request: PlanRequest, solved: Solved, c: ClusterLine, batch: 
     if request.gpu_hours:
         upper.append(request.gpu_hours / devices * 3600.0 / per_token)
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
+    n_pow = float(power(n_law, gamma))
     if beta > 0:
-        upper.append((batch / (LAW_BATCH_FLOOR * coef * n_law**gamma)) ** (1.0 / beta))
-    elif LAW_BATCH_FLOOR * coef * n_law**gamma > batch * (1 + 1e-9):
+        upper.append(float(power(batch / (LAW_BATCH_FLOOR * coef * n_pow), 1.0 / beta)))
+    elif LAW_BATCH_FLOOR * coef * n_pow > batch * (1 + 1e-9):
         return None
     if request.batch_coupling is False:  # batch fixed at the batch law's optimum: no batch above it
-        lo_b = coef * (min(upper) if upper else 1.0) ** beta * n_law**gamma
+        lo_b = coef * float(power(min(upper) if upper else 1.0, beta)) * n_pow
         if batch > lo_b + c.unit:
             return None
     lower = request.min_tokens or 0.0

@@ -3,9 +3,10 @@
 Every row is one (cluster line, whole batch k·unit). The tokens are re-solved in closed form exactly as
 ``evaluate_whole`` does, operation by operation in the same order: numpy's + − × ÷, min, max and floor are
 exactly rounded like Python's, so each row equals the scalar function's plan. The powers are not (numpy's
-vectorized ``power`` may differ from Python's by an ulp), so they are taken in Python floats, and only on the
-rows the scalar function would still be evaluating (it returns early; a power of a row it never reaches could
-overflow). The law is called in scalars through ``LawMemo`` for the same reason.
+vectorized ``power`` may differ from Python's ``**`` by an ulp), so both take them with
+``critical_batch.power`` (numpy's loop for a number and an array alike), and here only on the rows the scalar
+function would still be evaluating (it returns early). The law is evaluated on arrays only for the forms where
+that is exact (``whole.ARRAY_EXACT_FORMS``), else one by one through ``LawMemo``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cost_models.architecture import ModelShape
 from cost_models.cluster import Hardware, Layout, ModelTerms, terms_of_shape
 from cost_models.layout_search import NUMBER_FIELDS, numbers_row, steps_and_memory
 from cost_models.training import training_flops
+from planner.critical_batch import power
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest
 from planner.solve import Solved, batch_law_monomial, lr_law_of
@@ -121,10 +123,9 @@ def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
 
 
 def _pow(base: np.ndarray, exponent: float, rows: np.ndarray) -> np.ndarray:
-    """``base ** exponent`` in Python floats on ``rows`` (a mask); NaN elsewhere."""
+    """``critical_batch.power(base, exponent)`` on ``rows`` (a mask); NaN elsewhere."""
     out = np.full(base.shape, np.nan)
-    idx = np.flatnonzero(rows)
-    out[idx] = [x**exponent for x in base[idx].tolist()]
+    out[rows] = power(base[rows], exponent)
     return out
 
 
@@ -190,7 +191,9 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
     def per_line(values: list) -> np.ndarray:
         return np.repeat(np.array(values, dtype=float), counts)
 
-    n = per_line([c.n_law for c in lines])
+    n_line = np.array([c.n_law for c in lines], dtype=float)
+    npow_line = power(n_line, gamma)
+    n = np.repeat(n_line, counts)
     devices = np.repeat(np.array([c.devices for c in lines], dtype=np.int64), counts)
     unit = per_line([c.unit for c in lines])
     batch = k * unit
@@ -198,8 +201,7 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
         serve = np.zeros(len(k))
     else:
         serve = per_line([memo.serve_cost(request, solved, c.shape) for c in lines])
-    npow_l = {c.n_law: c.n_law**gamma for c in lines}
-    npow = per_line([npow_l[c.n_law] for c in lines])
+    npow = np.repeat(npow_line, counts)
     ok = np.ones(len(k), dtype=bool)
 
     gp = request.goodput or 0.90
@@ -228,13 +230,13 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
         bound(room / (devices * cand.price) * 3600.0 / per_token)
     if request.gpu_hours:
         bound(request.gpu_hours / devices * 3600.0 / per_token)
-    floor = per_line([LAW_BATCH_FLOOR * coef * npow_l[c.n_law] for c in lines])
+    floor = np.repeat(LAW_BATCH_FLOOR * coef * npow_line, counts)
     if beta > 0:
         bound(_pow(batch / floor, 1.0 / beta, ok))
     else:
         ok &= ~(floor > batch * (1 + 1e-9))
     if request.batch_coupling is False:  # batch fixed at the batch law's optimum: no batch above it
-        lo_b = coef * (_pow(upper, beta, ok) if has_upper else 1.0**beta) * npow
+        lo_b = coef * (_pow(upper, beta, ok) if has_upper else power(1.0, beta)) * npow
         ok &= ~(batch > lo_b + unit)
     lower = request.min_tokens or 0.0
     top = upper * (1 + 1e-9)
@@ -244,11 +246,12 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
             ok[:] = False
         tokens = upper.copy()
     else:
-        need_l = [memo.tokens_for_loss(c.n_law, request.target_loss) for c in lines]
-        ok &= per_line([x is not None for x in need_l]).astype(bool)
-        deff_need = per_line([math.nan if x is None else x for x in need_l])
-        at_need = per_line([math.nan if x is None else coef * x**beta * npow_l[c.n_law] for c, x in zip(lines, need_l,
-                                                                                                      strict=True)])
+        need_of = {x: memo.tokens_for_loss(x, request.target_loss) for x in dict.fromkeys(n_line.tolist())}
+        need_line = [need_of[x] for x in n_line.tolist()]
+        ok &= np.repeat(np.array([x is not None for x in need_line], dtype=bool), counts)
+        need_line = np.array([math.nan if x is None else x for x in need_line], dtype=float)
+        deff_need = np.repeat(need_line, counts)
+        at_need = np.repeat(coef * power(need_line, beta) * npow_line, counts)
         tokens = deff_need * np.maximum(1.0, batch / at_need)
         tokens = np.maximum(tokens, lower)
         if has_upper:
@@ -280,7 +283,7 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
 
 def _effective(tokens: np.ndarray, batch: np.ndarray, coef: float, beta: float, npow: np.ndarray,
                rows: np.ndarray) -> np.ndarray:
-    """``critical_batch.effective_tokens`` on ``rows`` (powers in Python floats)."""
+    """``critical_batch.effective_tokens`` on ``rows``."""
     at = coef * _pow(tokens, beta, rows) * npow
     above = rows & ~(batch <= at)
     out = tokens.copy()
