@@ -14,18 +14,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
-from cost_models.architecture import ModelShape
-from cost_models.cluster import Hardware, Layout, ModelTerms, terms_of_shape
-from cost_models.layout_search import NUMBER_FIELDS, numbers_row, steps_and_memory
 from cost_models.training import training_flops
 from planner.critical_batch import power
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest
 from planner.solve import Solved, batch_law_monomial, lr_law_of
 from planner.whole import REL_TOL, ClusterLine, LawMemo, WholePlan
+from planner.whole_lines import Lines, as_lines
 
 # When the sizing horizon cannot be met, sizing trades time against dollars at par: the plan with the least
 # (training dollars per FLOP) x (hours per FLOP), i.e. 1% sooner is worth 1% more dollars. Per FLOP, so plans
@@ -54,61 +53,6 @@ def late_score(usd_per_flop: np.ndarray, hours_per_flop: np.ndarray) -> np.ndarr
 
 
 
-def cluster_lines(request: PlanRequest, solved: Solved, items: list[tuple[ModelShape, float, Layout, int]],
-                  hw: Hardware) -> list[ClusterLine | None]:
-    """``whole.cluster_line`` for every (shape, law params, layout, devices) of ``items`` at once: the layout's
-    problems, memory and the step at one and two units of batch as ``evaluate_layout`` reads them (its sums
-    are plain left-to-right float sums, as numpy's here)."""
-    if not items:
-        return []
-    # the distinct shapes and (shape, layout) pairs, each read once; every item indexes them
-    shapes: dict[int, tuple] = {}
-    pairs: dict[tuple[int, int], tuple] = {}
-    si, pi = [], []
-    last, at = None, (0, 0)
-    for shape, _, lay, _ in items:  # a scan lists each (shape, layout)'s device counts together
-        key = (id(shape), id(lay))
-        if key != last:
-            last = key
-            s_at = shapes.setdefault(id(shape), (len(shapes), shape))[0]
-            at = (s_at, pairs.setdefault(key, (len(pairs), shape, lay))[0])
-        si.append(at[0])
-        pi.append(at[1])
-    si, pi = np.array(si), np.array(pi)
-    shape_cols = np.array([(s.seq_len, s.tp_heads, s.layers, s.experts, s.is_moe) for _, s in shapes.values()],
-                          dtype=np.int64)[si]
-    seq, heads, layers, experts, moe = shape_cols.T
-    pair_cols = np.array([(lay.tp, lay.pp, lay.micro_batch, lay.ep) for _, _, lay in pairs.values()],
-                         dtype=np.int64)[pi]
-    tp, pp, mb, ep = pair_cols.T
-    devices = np.array([it[3] for it in items], dtype=np.int64)
-    mp = tp * pp
-    unit = (devices // mp * mb * seq).astype(float)
-    dp = np.maximum(devices // mp, 1)
-    bad = (tp > hw.devices_per_node) | (devices % mp != 0) | (pp > layers)
-    bad |= (heads % tp != 0) | (unit / seq + 1e-9 < dp * mb)
-    bad |= (moe != 0) & ((experts % ep != 0) | (dp % ep != 0))
-    table = np.array([numbers_row(lay, hw, s.seq_len, s.vocab, s.top_k + s.shared_experts, s.is_moe, request.mfu)
-                      for _, s, lay in pairs.values()])[pi]
-    n = {k: table[:, i] for i, k in enumerate(NUMBER_FIELDS)}
-    fields = ("params", "dense_params", "expert_params", "layers_width", "attn_width", "moe_layers_width", "width")
-    terms = np.array([[0.0 if getattr(t, f) is None else getattr(t, f) for f in fields]
-                      for t in (terms_of_shape(s) for _, s in shapes.values())])[si]
-    m = ModelTerms(*terms.T)
-    with np.errstate(all="ignore"):
-        (s1, s2), memory = steps_and_memory(n, m, [unit, 2 * unit], devices)
-        if request.check_memory:
-            bad |= ~(memory <= hw.memory)
-        slope = (s2 - s1) / unit
-        per_step = np.maximum(0.0, s1 - slope * unit)
-    out: list[ClusterLine | None] = [None] * len(items)
-    good = np.flatnonzero(~bad)
-    for i, u, s, p in zip(good.tolist(), unit[good].tolist(), slope[good].tolist(), per_step[good].tolist(),
-                          strict=True):
-        out[i] = ClusterLine(*items[i], u, s, p)
-    return out
-
-
 @lru_cache(maxsize=4096)
 def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
     """Whole batches k (of ``unit`` tokens) around ``batch``: the batch law allows down to LAW_BATCH_FLOOR of
@@ -133,7 +77,7 @@ def _pow(base: np.ndarray, exponent: float, rows: np.ndarray) -> np.ndarray:
 class Rows:
     """Plans of whole batches on cluster lines, one per row (``ok`` False: ``evaluate_whole`` gives None)."""
 
-    lines: list[ClusterLine]
+    lines: Lines
     line: np.ndarray          # index into lines
     devices: np.ndarray
     batch: np.ndarray
@@ -157,7 +101,7 @@ class Rows:
 
     def plan(self, i: int, request: PlanRequest, solved: Solved, memo: LawMemo) -> WholePlan:
         """Row ``i`` as the ``WholePlan`` that ``evaluate_whole`` returns (the loss from the memo)."""
-        c = self.lines[int(self.line[i])]
+        c = self.lines.line(int(self.line[i]))
         tokens, deff = float(self.tokens[i]), float(self.deff[i])
         if self.loss is not None:
             loss, ploss = float(self.loss[i]), float(self.program_loss[i])
@@ -173,39 +117,40 @@ class Rows:
                          estimate=None, steps=int(self.steps[i]))
 
 
-def evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[tuple[int, ...]],
-                  memo: LawMemo) -> Rows:
+def evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines | list[ClusterLine],
+                  ks: list[tuple[int, ...]], memo: LawMemo) -> Rows:
     """``evaluate_whole`` at batch k·unit for every k of ``ks[i]`` on every line ``lines[i]``, in that order."""
     with np.errstate(all="ignore"):
-        return _evaluate_rows(request, solved, lines, ks, memo)
+        return _evaluate_rows(request, solved, as_lines(lines), ks, memo)
 
 
-def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine], ks: list[tuple[int, ...]],
+def _evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines, ks: list[tuple[int, ...]],
                    memo: LawMemo) -> Rows:
     cand, var = solved.cand, solved.var
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
     counts = [len(k) for k in ks]
     line = np.repeat(np.arange(len(lines)), counts)
-    k = np.array([x for kk in ks for x in kk], dtype=np.int64)
+    k = np.fromiter(chain.from_iterable(ks), dtype=np.int64, count=int(sum(counts)))
 
-    def per_line(values: list) -> np.ndarray:
-        return np.repeat(np.array(values, dtype=float), counts)
+    def per_line(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values, counts)
 
-    n_line = np.array([c.n_law for c in lines], dtype=float)
+    n_line = lines.n_law
     npow_line = power(n_line, gamma)
     n = np.repeat(n_line, counts)
-    devices = np.repeat(np.array([c.devices for c in lines], dtype=np.int64), counts)
-    unit = per_line([c.unit for c in lines])
+    devices = np.repeat(lines.devices, counts)
+    unit = per_line(lines.unit)
     batch = k * unit
     if solved.serving is None:   # no serving demand: no serving dollars (``whole._serve_cost``)
         serve = np.zeros(len(k))
     else:
-        serve = per_line([memo.serve_cost(request, solved, c.shape) for c in lines])
+        serve = per_line(np.array([memo.serve_cost(request, solved, shape) for shape, _ in lines.shapes],
+                                  dtype=float)[lines.shape_i])
     npow = np.repeat(npow_line, counts)
     ok = np.ones(len(k), dtype=bool)
 
     gp = request.goodput or 0.90
-    per_token = (per_line([c.per_token for c in lines]) + per_line([c.per_step for c in lines]) / batch) / gp
+    per_token = (per_line(lines.per_token) + per_line(lines.per_step) / batch) / gp
     if request.min_step_seconds:
         per_token = np.maximum(per_token, request.min_step_seconds / batch)
     upper = np.full(len(k), np.inf)
@@ -246,10 +191,9 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: list[ClusterLine
             ok[:] = False
         tokens = upper.copy()
     else:
-        need_of = {x: memo.tokens_for_loss(x, request.target_loss) for x in dict.fromkeys(n_line.tolist())}
-        need_line = [need_of[x] for x in n_line.tolist()]
-        ok &= np.repeat(np.array([x is not None for x in need_line], dtype=bool), counts)
-        need_line = np.array([math.nan if x is None else x for x in need_line], dtype=float)
+        need = [memo.tokens_for_loss(n_law, request.target_loss) for _, n_law in lines.shapes]
+        ok &= per_line(np.array([x is not None for x in need], dtype=bool)[lines.shape_i])
+        need_line = np.array([math.nan if x is None else x for x in need], dtype=float)[lines.shape_i]
         deff_need = np.repeat(need_line, counts)
         at_need = np.repeat(coef * power(need_line, beta) * npow_line, counts)
         tokens = deff_need * np.maximum(1.0, batch / at_need)

@@ -29,10 +29,10 @@ from planner.whole import (
     shape_candidates,
     verify,
 )
+from planner.whole_lines import Lines, as_lines, line_table
 from planner.whole_scan import (
     Rows,
     batch_grid,
-    cluster_lines,
     device_ladder,
     evaluate_rows,
     first_best,
@@ -176,7 +176,7 @@ class _Scan:
         self._best_value = math.nan
         self._plans: dict[tuple[int, int], WholePlan] = {}
         self.memo, self.best_deff = LawMemo(solved.var), {}
-        self.seen: set[tuple] = set()
+        self.seen: dict[tuple, set[int]] = {}   # (layers, d_model, layout label) -> device counts scanned
         self.hw = solved.cand.hw
         self.shapes = shape_candidates(solved, request)
         # the time objective scans many shapes: the fastest-layout search runs once per device target
@@ -196,7 +196,7 @@ class _Scan:
     def add(self, targets: list[float]) -> None:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
-        items, seen = [], self.seen
+        groups = []
         for shape, n_law in self.shapes:
             # in a fixed order: ties keep the first plan found, which must not depend on set hashing (a label
             # names every field of a layout)
@@ -204,14 +204,13 @@ class _Scan:
                                                                       self.wide))
             for label, lay in near:
                 mp = lay.tp * lay.pp * lay.ep
-                devices = sorted({x for t in targets for x in _device_candidates(t, mp, per_node, request.max_gpus)})
-                for g in devices:
-                    key = (shape.layers, shape.d_model, label, g)
-                    if key not in seen:
-                        seen.add(key)
-                        items.append((shape, n_law, lay, g))
-        lines = [c for c in cluster_lines(request, solved, items, self.hw) if c is not None]
-        self._batches(lines, sol.batch_tokens)
+                devices = {x for t in targets for x in _device_candidates(t, mp, per_node, request.max_gpus)}
+                done = self.seen.setdefault((shape.layers, shape.d_model, label), set())
+                fresh = sorted(devices - done)
+                if fresh:
+                    done.update(fresh)
+                    groups.append((shape, n_law, lay, fresh))
+        self._batches(line_table(request, solved, groups, self.hw)[0], sol.batch_tokens)
 
     def widen(self, targets: list[float], params: float) -> None:
         """Screen shapes across a factor 3 of ``params`` with a quick look (``_quick``), then every shape of the
@@ -244,7 +243,7 @@ class _Scan:
         batch). The shapes are searched in order, as one scan."""
         request, solved = self.request, self.solved
         per_node, batch = solved.cand.acc.devices_per_node, solved.sol.batch_tokens
-        items, owner = [], []
+        groups, owner = [], []
         for j, (shape, n_law) in enumerate(shapes):
             top = with_tp_for_heads(solved.layout, shape.tp_heads, request.tensor_parallel or per_node)
             tps = {with_tp_for_heads(top, shape.tp_heads, request.tensor_parallel or max(1, top.tp // k))
@@ -255,13 +254,10 @@ class _Scan:
                     near = device_candidates(t, lay, per_node, request.max_gpus)
                     g = max((x for x in near if x <= t * (1 + 1e-9)), default=min(near, default=None))
                     if g is not None:
-                        items.append((shape, n_law, lay, g))
+                        groups.append((shape, n_law, lay, [g]))
                         owner.append(j)
-        lines, owners = [], []
-        for c, j in zip(cluster_lines(request, solved, items, self.hw), owner, strict=True):
-            if c is not None:
-                lines.append(c)
-                owners.append(j)
+        lines, kept = line_table(request, solved, groups, self.hw)
+        owners = np.array(owner, dtype=np.int64)[kept].tolist()
         found: list[float | None] = [None] * len(shapes)
         # each line's best plan (by the objective: here the hours)
         for j, hours in zip(owners, self._batches(lines, batch), strict=True):
@@ -269,14 +265,15 @@ class _Scan:
                 found[j] = hours
         return found
 
-    def _batches(self, lines: list[ClusterLine], batch: float) -> list[float | None]:
+    def _batches(self, lines: Lines | list[ClusterLine], batch: float) -> list[float | None]:
         """Evaluate whole batches around ``batch`` on every line, add the plans to the pool in order (the loss
         objective keeps only plans that could win on tokens); each line's best plan's hours (None: none)."""
         request = self.request
-        if not lines:
+        lines = as_lines(lines)
+        if not len(lines):
             return []
-        rows = evaluate_rows(request, self.solved, lines, [batch_grid(request.objective, batch, c.unit)
-                                                           for c in lines], self.memo)
+        grids = {u: batch_grid(request.objective, batch, u) for u in np.unique(lines.unit).tolist()}
+        rows = evaluate_rows(request, self.solved, lines, [grids[u] for u in lines.unit.tolist()], self.memo)
         rows = rows.take(np.flatnonzero(rows.ok))
         if request.objective == "loss":  # the law only for plans that could win on tokens
             rows = self._could_win(rows)
@@ -305,7 +302,7 @@ class _Scan:
     def _could_win(self, rows: Rows) -> Rows:
         """Loss objective: drop plans with 5% fewer effective tokens than an earlier plan of the same params
         (well past SIZING_TOLERANCE in loss), then evaluate the law on the rest."""
-        n = np.array([c.n_law for c in rows.lines])[rows.line]
+        n = rows.lines.n_law[rows.line]
         keep = np.ones(len(n), dtype=bool)
         for n_law in np.unique(n).tolist():  # each params' rows on their own: the order of params is immaterial
             idx = np.flatnonzero(n == n_law)
@@ -345,8 +342,7 @@ class _Scan:
     @staticmethod
     def _flops(rows: Rows) -> np.ndarray:
         """Training FLOPs of every plan of ``rows`` (as ``WholePlan.flops``)."""
-        n_law = np.array([c.n_law for c in rows.lines], dtype=float)[rows.line]
-        return training_flops(n_law, rows.tokens)
+        return training_flops(rows.lines.n_law[rows.line], rows.tokens)
 
     def _near_table(self) -> dict[str, np.ndarray]:
         """Columns of the plans within SIZING_TOLERANCE of the best objective, in pool order."""

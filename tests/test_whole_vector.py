@@ -31,7 +31,8 @@ from planner.whole import (
     objective_of,
     shape_candidates,
 )
-from planner.whole_scan import batch_grid, cluster_lines, evaluate_rows
+from planner.whole_lines import cluster_lines
+from planner.whole_scan import batch_grid, evaluate_rows
 from planner.whole_search import _layouts_near, _Scan
 
 optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
