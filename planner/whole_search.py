@@ -11,6 +11,7 @@ across a factor 3 are screened with a quick look first (see ``widen``).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,6 +46,16 @@ WIDEN = 4  # time objective: how many screened shapes are searched fully per wid
 SIZING_TOLERANCE = 1e-3  # the objective a plan may give up to finish within the sizing horizon, or to be cheaper
 
 
+def _with(lay: Layout, tp: int | None = None, pp: int | None = None) -> Layout:
+    """``lay`` with another tensor-parallel degree and/or pipeline depth (layouts are immutable: shared)."""
+    return _copied(lay, lay.tp if tp is None else tp, lay.pp if pp is None else pp)
+
+
+@lru_cache(maxsize=4096)
+def _copied(lay: Layout, tp: int, pp: int) -> Layout:
+    return lay if (tp, pp) == (lay.tp, lay.pp) else lay.model_copy(update={"tp": tp, "pp": pp})
+
+
 def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targets: list[float],
                   fastest: dict[float, Layout] | None = None, wide: bool = False) -> set[Layout]:
     """The program's layout, its tp and pp neighbours, and the fastest layout at each target size (searched once
@@ -55,7 +66,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
     # tensor parallel must divide the rounded shape's heads: the largest such power of two up to the program's
     if request.tensor_parallel:
         if request.tensor_parallel != lay.tp:
-            lay = lay.model_copy(update={"tp": request.tensor_parallel})
+            lay = _with(lay, tp=request.tensor_parallel)
     else:
         lay = with_tp_for_heads(lay, shape.tp_heads, max(lay.tp, cand.acc.devices_per_node
                                                       if request.objective == "time" else 1))
@@ -66,15 +77,15 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         lay.tp // 2, lay.tp * 2)
     for tp in tps:
         if 1 <= tp <= cand.acc.devices_per_node and not request.tensor_parallel and shape.tp_heads % tp == 0:
-            out.add(lay.model_copy(update={"tp": tp}))
+            out.add(_with(lay, tp=tp))
     for pp in (lay.pp // 2, lay.pp * 2):
         if 1 <= pp <= shape.layers:
-            out.add(lay.model_copy(update={"pp": pp}))
+            out.add(_with(lay, pp=pp))
     if wide:
         top = request.tensor_parallel or cand.acc.devices_per_node
         for pp in (1, 2, 4, 8):
             if pp <= shape.layers:
-                out.add(with_tp_for_heads(lay.model_copy(update={"pp": pp}), shape.tp_heads, top))
+                out.add(with_tp_for_heads(_with(lay, pp=pp), shape.tp_heads, top))
     # a coarse batch (few sequences per data-parallel rank) is refined by deeper pipelines: fewer ranks
     seqs_per_rank = solved.sol.batch_tokens * lay.tp * lay.pp / (max(*targets, 1.0) * shape.seq_len)
     pp = lay.pp
@@ -83,7 +94,7 @@ def _layouts_near(request: PlanRequest, solved: Solved, shape: ModelShape, targe
         seqs_per_rank *= 2
         for tp in {lay.tp, min(8, cand.acc.devices_per_node)}:
             if (not request.tensor_parallel or tp == request.tensor_parallel) and shape.tp_heads % tp == 0:
-                out.add(lay.model_copy(update={"pp": pp, "tp": tp}))
+                out.add(_with(lay, tp=tp, pp=pp))
     for t in targets:
         if fastest is not None and t in fastest:
             if fastest[t] is not None:
@@ -362,12 +373,16 @@ class _Scan:
                      keep: np.ndarray | None = None) -> WholePlan:
         """The first plan of ``table`` (where ``keep``) least by ``keys`` (most significant first): ``min`` over
         ``near()`` with that key."""
-        chunk, row = table["chunk"], table["row"]
-        pos = np.arange(len(row))
-        if keep is not None:
-            chunk, row, pos, keys = chunk[keep], row[keep], pos[keep], [k[keep] for k in keys]
-        first = int(np.lexsort([pos, *reversed(keys)])[0])
-        return self._plan(int(chunk[first]), int(row[first]))
+        at = np.flatnonzero(keep) if keep is not None else np.arange(len(table["row"]))
+        for key in keys:  # narrow to the least of each key in turn (NaN is last, as in a sort); then the first
+            values = key[at]
+            nan = np.isnan(values)
+            if nan.all():
+                continue
+            at = at[values == (values.min() if not nan.any() else np.nanmin(values))]
+            if len(at) == 1:
+                break
+        return self._plan(int(table["chunk"][at[0]]), int(table["row"][at[0]]))
 
     def fastest_near(self) -> WholePlan:
         """The first plan within SIZING_TOLERANCE of the best objective with the fewest hours."""
