@@ -57,7 +57,8 @@ turns the same forms into posynomials in the parameter count.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -199,16 +200,55 @@ def moe_experts_touched(experts: int, top_k: int, tokens: float) -> float:
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
 
 
+class ShapeNumbers(NamedTuple):
+    """The per-shape numbers the serving features are built from (``shape_numbers``): param counts (floats
+    as the features use them) and the attention/KV dimensions."""
+
+    weight_params: float  # every parameter
+    read_all: float  # every parameter but the untied input-embedding table
+    moe_layers: int
+    experts: int
+    top_k: int
+    expert_params: int  # params of one expert
+    matmul_params: float
+    is_mla: bool
+    layer_count: int
+    kv_heads: int
+    head_dim: int
+    kv_whole: float  # KV elements per token of the whole model
+    attn_coef: float
+    layers: float
+    layer_width: float
+
+
+@lru_cache(maxsize=2048)
+def shape_numbers(shape: ModelShape) -> ShapeNumbers:
+    """``ShapeNumbers`` of ``shape``, memoized (the shape is frozen; its param counts are pure functions of it)."""
+    total = float(total_params(shape))
+    read = total
+    if not shape.tied_embeddings:
+        read -= shape.vocab * shape.d_model
+    return ShapeNumbers(
+        weight_params=total, read_all=read, moe_layers=shape.moe_layers,
+        experts=shape.experts, top_k=shape.top_k, expert_params=expert_params_per_layer(shape) if shape.is_moe else 0,
+        matmul_params=matmul_params(shape), is_mla=shape.is_mla, layer_count=shape.layers,
+        kv_heads=shape.kv_heads, head_dim=shape.head_dim,
+        kv_whole=kv_elements_per_token(shape), attn_coef=4.0 * shape.layers * shape.d_attn,
+        layers=float(shape.layers), layer_width=float(shape.layers * shape.d_model))
+
+
+def _read(s: ShapeNumbers, tokens: float) -> float:
+    read = s.read_all
+    if s.experts > 1:
+        untouched = s.experts - moe_experts_touched(s.experts, s.top_k, tokens)
+        read -= s.moe_layers * untouched * s.expert_params
+    return read
+
+
 def params_read_per_step(shape: ModelShape, tokens: float) -> float:
     """Params a forward pass over ``tokens`` tokens reads from memory: all but the input-embedding table
     (untied) and the routed experts no token picked."""
-    read = float(total_params(shape))
-    if not shape.tied_embeddings:
-        read -= shape.vocab * shape.d_model
-    if shape.is_moe:
-        untouched = shape.experts - moe_experts_touched(shape.experts, shape.top_k, tokens)
-        read -= shape.moe_layers * untouched * expert_params_per_layer(shape)
-    return read
+    return _read(shape_numbers(shape), tokens)
 
 
 def matmul_params(shape: ModelShape) -> float:
@@ -217,16 +257,20 @@ def matmul_params(shape: ModelShape) -> float:
 
 
 def shape_features(shape: ModelShape, config: ServingConfig, workload: Workload) -> dict[str, float]:
-    """The shape-dependent numbers the serving forms multiply (keys: ``FEATURES``)."""
+    """The shape-dependent numbers the serving forms multiply (keys: ``FEATURES``); the per-shape counts come
+    from ``shape_numbers`` (memoized)."""
+    s = shape_numbers(shape)
+    tp = config.tensor_parallel
+    kv = s.kv_whole if s.is_mla else float(2 * s.layer_count * math.ceil(s.kv_heads / tp) * s.head_dim)
     return {
-        "weight_params": float(total_params(shape)),
-        "read_params": params_read_per_step(shape, config.batch),
-        "prefill_read_params": params_read_per_step(shape, workload.prompt_tokens),
-        "matmul_params": matmul_params(shape),
-        "kv_elements": kv_elements_per_token_per_device(shape, config.tensor_parallel),
-        "attn_coef": 4.0 * shape.layers * shape.d_attn,  # decode attention FLOPs per cached token
-        "layers": float(shape.layers),
-        "layer_width": float(shape.layers * shape.d_model),
+        "weight_params": s.weight_params,
+        "read_params": _read(s, config.batch),
+        "prefill_read_params": _read(s, workload.prompt_tokens),
+        "matmul_params": s.matmul_params,
+        "kv_elements": kv,
+        "attn_coef": s.attn_coef,  # decode attention FLOPs per cached token
+        "layers": s.layers,
+        "layer_width": s.layer_width,
     }
 
 

@@ -28,6 +28,7 @@ The same holds for TPOT and TTFT limits (both branches <= the target); the memor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -88,32 +89,45 @@ def fit_monomial(ns, values, exponent: float | None = None) -> Monomial:
 
 def fit_features(shape_of: Callable[[float], ModelShape], config: ServingConfig, workload: Workload,
                  n_lo: float, n_hi: float, points: int = 25, anchor: float | None = None,
-                 exponents: dict[str, float] | None = None) -> dict[str, Monomial]:
+                 exponents: dict[str, float] | None = None, measure_error: bool = True) -> dict[str, Monomial]:
     """Each shape feature of ``shape_of(N)`` fitted as a monomial of N over ``points`` log-spaced N in
     [n_lo, n_hi]. ``shape_of`` is the rounding rule (e.g. ``lambda n: fit_shape(n).shape``).
 
     With ``anchor`` the slope is the fitted one but the monomial passes exactly through the feature of
     ``shape_of(anchor)``: exact at the anchor (the plan's rounded shape), the fitted trend around it.
     ``max_rel_error`` is then measured over the sample for the anchored monomial. With ``exponents`` (e.g.
-    ``FIXED_EXPONENTS``) the slopes are those and only the coefficients are fitted."""
+    ``FIXED_EXPONENTS``) the slopes are those and only the coefficients are fitted. With both, the sample
+    serves only to measure ``max_rel_error``: ``measure_error=False`` skips it (the rounding of ``points``
+    shapes) and leaves ``max_rel_error`` NaN, not measured; the monomials are the same."""
     if not (0 < n_lo <= n_hi):
         raise ValueError(f"need 0 < n_lo <= n_hi, got {n_lo}, {n_hi}")
+    if anchor is not None and exponents is not None and not measure_error:
+        at = shape_features(shape_of(float(anchor)), config, workload)
+        return {k: Monomial(coef=v / anchor**float(exponents[k]), exponent=float(exponents[k]),
+                            max_rel_error=math.nan) for k, v in at.items()}
     ns = np.geomspace(n_lo, n_hi, points) if n_hi > n_lo else np.array([n_lo])
     rows = [shape_features(shape_of(float(n)), config, workload) for n in ns]
-    if len(ns) == 1 and exponents is None:
-        fits = {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
+    if anchor is not None and exponents is not None:  # anchoring keeps only the slopes of a fit: these
+        slopes = {k: float(exponents[k]) for k in rows[0]}
     else:
-        fits = {k: fit_monomial(ns, [r[k] for r in rows], None if exponents is None else exponents[k])
-                for k in rows[0]}
-    if anchor is None:
-        return fits
+        if len(ns) == 1 and exponents is None:
+            fits = {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
+        else:
+            fits = {k: fit_monomial(ns, [r[k] for r in rows], None if exponents is None else exponents[k])
+                    for k in rows[0]}
+        if anchor is None:
+            return fits
+        slopes = {k: m.exponent for k, m in fits.items()}
     at = shape_features(shape_of(float(anchor)), config, workload)
+    powers: dict[float, np.ndarray] = {}
     out = {}
-    for k, m in fits.items():
-        coef = at[k] / anchor**m.exponent
+    for k, e in slopes.items():
+        coef = at[k] / anchor**e
         values = np.array([r[k] for r in rows])
-        err = float(np.abs(coef * ns**m.exponent / values - 1.0).max())
-        out[k] = Monomial(coef=coef, exponent=m.exponent, max_rel_error=err)
+        if e not in powers:
+            powers[e] = ns**e
+        err = float(np.abs(coef * powers[e] / values - 1.0).max())
+        out[k] = Monomial(coef=coef, exponent=e, max_rel_error=err)
     return out
 
 
@@ -159,7 +173,7 @@ class ServingTerms(BaseModel):
     ttft_s: dict[str, list[Term]]
     memory_bytes_per_device: list[Term]
     usable_memory_bytes: float
-    max_rel_error: dict[str, float]  # per shape feature, of its monomial fit
+    max_rel_error: dict[str, float]  # per shape feature, of its monomial fit (NaN: not measured)
 
     def usd_terms(self, tokens: float, input_tokens: float) -> dict[str, list[Term]]:
         """Serving dollars for ``tokens`` output and ``input_tokens`` input tokens on each decode branch

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field
 
 from cost_models.architecture import ModelShape
+from cost_models.catalog import Accelerator
 from cost_models.serving import DEFAULT_MAX_BATCH, Efficiency, Precision, ServingConfig, Workload
 from cost_models.serving_point import ServingPoint, fewest_devices, max_batch_in_memory, serving_point, tp_degrees
 from cost_models.serving_terms import FIXED_EXPONENTS, ServingTerms, fit_features, serving_terms
@@ -134,7 +135,20 @@ def largest_batch(shape: ModelShape, acc, tp: int, work: Workload, precision: st
 def choose_serving(shape: ModelShape, acc, demand: ServingDemand, *, precision: Precision = "bf16",
                    kv_precision: Precision | None = None, price: float, tensor_parallel: int | None = None,
                    max_batch: int = DEFAULT_MAX_BATCH, eff: Efficiency | None = None) -> ServingChoice:
-    """The cheapest configuration: per TP degree the largest batch meeting memory and the latency limits."""
+    """The cheapest configuration: per TP degree the largest batch meeting memory and the latency limits.
+    Memoized on the shape and the plain numbers it reads (``_choice_key``); a hit returns its own ``binding``
+    list."""
+    key = _choice_key(shape, acc, demand, precision, kv_precision, price, tensor_parallel, max_batch, eff)
+    if key is None:
+        return _choose(shape, acc, demand, precision, kv_precision, price, tensor_parallel, max_batch, eff)
+    choice = _choose_memo(_Keyed(key, (shape, acc, demand, precision, kv_precision, price, tensor_parallel,
+                                       max_batch, eff)))
+    return choice.model_copy(update={"binding": list(choice.binding)})
+
+
+def _choose(shape: ModelShape, acc, demand: ServingDemand, precision: Precision, kv_precision: Precision | None,
+            price: float, tensor_parallel: int | None, max_batch: int, eff: Efficiency | None) -> ServingChoice:
+    """``choose_serving`` computed."""
     work = demand.workload
     degrees = [tensor_parallel] if tensor_parallel else tp_degrees(shape, acc)
     in_per_out = demand.total_input_tokens / demand.tokens if demand.tokens else 0.0
@@ -172,6 +186,52 @@ def choose_serving(shape: ModelShape, acc, demand: ServingDemand, *, precision: 
     usd, cfg, pt, why = best
     binding = [why] + (["ttft"] if any(u < usd for u, _ in ttft_ruled_out) else [])
     return ServingChoice(config=cfg, point=pt, binding=binding, candidates=len(degrees))
+
+
+# ------------------------------------------------------------------------------------------------ memoization
+# The program re-chooses the configuration and refits the terms at every anchor of its fixed point (about ten
+# per plan); the rounded shapes repeat, and so do anchors. Both are pure functions of plain numbers, memoized
+# in bounded, thread-safe lru_caches keyed on tuples of exactly the fields they read. Results are frozen models
+# shared between hits: nothing mutates them (``choose_serving`` hands out a fresh ``binding`` list).
+
+MEMO_SIZE = 1024
+
+
+class _Keyed:
+    """Arguments carried with the hashable key that stands for them: the cache compares the key only."""
+
+    __slots__ = ("args", "key")
+
+    def __init__(self, key: tuple, args: tuple):
+        self.key, self.args = key, args
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Keyed) and self.key == other.key
+
+
+def accelerator_key(acc) -> tuple | None:
+    """The catalog fields the serving model reads from ``acc`` as a hashable tuple (None: not a catalog
+    ``Accelerator``, not memoized)."""
+    if not isinstance(acc, Accelerator):
+        return None
+    return (acc.id, acc.memory_gb, acc.memory_bandwidth_tbs, acc.scaleup_bandwidth_gbs, acc.devices_per_node,
+            tuple(sorted(acc.peak_tflops.items())))
+
+
+def _choice_key(shape, acc, demand, precision, kv_precision, price, tensor_parallel, max_batch, eff) -> tuple | None:
+    a = accelerator_key(acc)
+    if a is None:
+        return None
+    return (shape, a, demand.prompt_tokens, demand.output_tokens, demand.tokens, demand.total_input_tokens,
+            demand.tpot_ms, demand.ttft_ms, precision, kv_precision, price, tensor_parallel, max_batch, eff)
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _choose_memo(k: _Keyed) -> ServingChoice:
+    return _choose(*k.args)
 
 
 # --------------------------------------------------------------------------------------------- params -> shape
@@ -216,7 +276,7 @@ def serving_cost_usd(params: float, demand: ServingDemand, config: ServingConfig
 def program_serving_terms(n_lo: float, n_hi: float, config: ServingConfig, demand: ServingDemand, *, accelerator,
                           price: float, count: str = "total", experts: int = 1, points: int = 25,
                           anchor: float | None = None, fixed_exponents: bool = False,
-                          eff: Efficiency | None = None) -> ServingTerms:
+                          eff: Efficiency | None = None, measure_error: bool = True) -> ServingTerms:
     """Posynomials in the program's N (``count`` params, e.g. "active" for MoE) for one configuration,
     the shape features fitted on the rounded shapes over [n_lo, n_hi] (see cost_models.serving_terms).
     Serving dollars = tokens · max(output branches) + input tokens · input terms.
@@ -225,10 +285,30 @@ def program_serving_terms(n_lo: float, n_hi: float, config: ServingConfig, deman
     solve, re-anchor at the solution, re-solve; the layer count of the rounded shapes jumps when the width
     steps up, so an unanchored monomial of the KV cache is off by up to ~20-60% within a decade.
     ``fixed_exponents``: slopes from ``FIXED_EXPONENTS`` (N, N^(2/3), N^(1/3)), so every configuration's
-    posynomial has the same exponents and ``merge_terms`` leaves three coefficients."""
-    fits = fit_features(lambda n: rounded_shape(n, count=count, experts=experts), config, demand.workload, n_lo,
-                        n_hi, points, anchor, FIXED_EXPONENTS if fixed_exponents else None)
-    return serving_terms(fits, accelerator, config, demand.workload, price, eff, n_range=(n_lo, n_hi))
+    posynomial has the same exponents and ``merge_terms`` leaves three coefficients. ``measure_error=False``
+    with both ``anchor`` and ``fixed_exponents``: the same terms without measuring ``max_rel_error`` over the
+    sample (NaN; see ``fit_features``). Memoized on the plain numbers it reads."""
+    a = accelerator_key(accelerator)
+    args = (n_lo, n_hi, config, demand.workload, accelerator, price, count, experts, points, anchor,
+            fixed_exponents, eff, measure_error)
+    if a is None:
+        return _terms(*args)
+    return _terms_memo(_Keyed((n_lo, n_hi, config, demand.prompt_tokens, demand.output_tokens, a, price, count,
+                               experts, points, anchor, fixed_exponents, eff, measure_error), args))
+
+
+def _terms(n_lo: float, n_hi: float, config: ServingConfig, work: Workload, accelerator, price: float, count: str,
+           experts: int, points: int, anchor: float | None, fixed_exponents: bool, eff: Efficiency | None,
+           measure_error: bool) -> ServingTerms:
+    """``program_serving_terms`` computed."""
+    fits = fit_features(lambda n: rounded_shape(n, count=count, experts=experts), config, work, n_lo, n_hi, points,
+                        anchor, FIXED_EXPONENTS if fixed_exponents else None, measure_error)
+    return serving_terms(fits, accelerator, config, work, price, eff, n_range=(n_lo, n_hi))
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _terms_memo(k: _Keyed) -> ServingTerms:
+    return _terms(*k.args)
 
 
 def enumerate_configs(accelerator, shape: ModelShape, precision: Precision, kv_precision: Precision | None = None,
@@ -273,15 +353,18 @@ class ProgramServing(BaseModel):
 def program_serving(anchor: float, demand: ServingDemand, *, accelerator, price: float,
                     precision: Precision = "bf16", kv_precision: Precision | None = None, count: str = "total",
                     experts: int = 1, n_range: tuple[float, float] | None = None, fixed_exponents: bool = False,
-                    max_batch: int = DEFAULT_MAX_BATCH, eff: Efficiency | None = None) -> ProgramServing:
+                    max_batch: int = DEFAULT_MAX_BATCH, eff: Efficiency | None = None,
+                    measure_error: bool = True) -> ProgramServing:
     """Serving for a solve of the program around ``anchor`` (the current N): the chooser's configuration for
     the rounded shape of ``anchor`` and that configuration's terms, exact at the anchor, fitted over
     ``n_range`` (default anchor/4 .. anchor·4). Solve, call again at the solution, re-solve until the
-    configuration repeats; the terms' tpot/ttft/memory posynomials keep the configuration feasible as N moves."""
+    configuration repeats; the terms' tpot/ttft/memory posynomials keep the configuration feasible as N moves.
+    ``measure_error``: see ``program_serving_terms``."""
     shape = rounded_shape(anchor, count=count, experts=experts)
     choice = choose_serving(shape, accelerator, demand, precision=precision, kv_precision=kv_precision, price=price,
                             max_batch=max_batch, eff=eff)
     lo, hi = n_range or (anchor / 4.0, anchor * 4.0)
     terms = program_serving_terms(lo, hi, choice.config, demand, accelerator=accelerator, price=price, count=count,
-                                  experts=experts, anchor=anchor, fixed_exponents=fixed_exponents, eff=eff)
+                                  experts=experts, anchor=anchor, fixed_exponents=fixed_exponents, eff=eff,
+                                  measure_error=measure_error)
     return ProgramServing(anchor=anchor, choice=choice, terms=terms)

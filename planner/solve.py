@@ -225,7 +225,8 @@ def serving_accelerator(request: PlanRequest, cand: Candidate) -> tuple[Any, flo
 
 def program_serving_at(request: PlanRequest, var: Any, cand: Candidate, params: float):
     """The serving configuration the chooser picks for the rounded shape at ``params`` and its posynomials in N
-    (planner.serving), or None without inference demand."""
+    (planner.serving), or None without inference demand. The terms' fit error is not measured (NaN): the
+    plan never reads it, and measuring it rounds 25 shapes per anchor."""
     from planner.serving import demand_from_request, program_serving
 
     demand = demand_from_request(request)
@@ -233,7 +234,7 @@ def program_serving_at(request: PlanRequest, var: Any, cand: Candidate, params: 
         return None
     acc, price = serving_accelerator(request, cand)
     return program_serving(params, demand, accelerator=acc, price=price, precision=request.serve_precision,
-                           count=var.count, experts=var.experts, fixed_exponents=True)
+                           count=var.count, experts=var.experts, fixed_exponents=True, measure_error=False)
 
 
 def serving_inputs(request: PlanRequest, var: Any, cand: Candidate, params: float):
