@@ -213,12 +213,32 @@ class _Keyed:
 
 
 def accelerator_key(acc) -> tuple | None:
-    """The catalog fields the serving model reads from ``acc`` as a hashable tuple (None: not a catalog
-    ``Accelerator``, not memoized)."""
+    """Every field of ``acc`` as a hashable tuple, so a key cannot miss a field the serving model may read
+    (None: not a catalog ``Accelerator``, not memoized)."""
     if not isinstance(acc, Accelerator):
         return None
-    return (acc.id, acc.memory_gb, acc.memory_bandwidth_tbs, acc.scaleup_bandwidth_gbs, acc.devices_per_node,
-            tuple(sorted(acc.peak_tflops.items())))
+    held = _ACC_KEYS.get(id(acc))
+    if held is not None and held[0] is acc:   # the entry holds the object, so its id is not reused meanwhile
+        return held[1]
+    key = _frozen(acc)
+    if len(_ACC_KEYS) >= 256:
+        _ACC_KEYS.clear()
+    _ACC_KEYS[id(acc)] = (acc, key)
+    return key
+
+
+_ACC_KEYS: dict[int, tuple[Accelerator, tuple]] = {}   # id -> (the frozen accelerator, its key)
+
+
+def _frozen(v):
+    """``v`` as nested tuples of plain values (models by field, dicts sorted by key)."""
+    if isinstance(v, BaseModel):
+        return (type(v).__name__, *(_frozen(getattr(v, f)) for f in type(v).model_fields))
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(x) for x in v)
+    return v
 
 
 def _choice_key(shape, acc, demand, precision, kv_precision, price, tensor_parallel, max_batch, eff) -> tuple | None:

@@ -158,6 +158,15 @@ def test_same_id_different_accelerator_is_not_confused():
     assert small_choice != big_choice
 
 
+def test_accelerator_key_names_every_field():
+    """Any field of the accelerator changes the memo key (the key cannot miss a field the serving model reads)."""
+    changes = {"scaleout_bandwidth_gbs": 100.0, "scaleup_bandwidth_gbs": 300.0, "devices_per_node": 4,
+               "tdp_w": 123.0, "peak_tflops": {**H100.peak_tflops, "bf16": 500.0}}
+    keys = {S.accelerator_key(H100)} | {S.accelerator_key(H100.model_copy(update={k: v})) for k, v in changes.items()}
+    assert len(keys) == 1 + len(changes)
+    assert S.accelerator_key(H100) == S.accelerator_key(H100.model_copy())
+
+
 def test_program_serving_terms_memo_returns_the_computed_terms():
     demand = DEMANDS[2]
     for cfg in CONFIGS[:3]:
