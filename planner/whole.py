@@ -136,6 +136,30 @@ def _tokens_for_loss(var, n: float, target: float) -> float | None:
     return hi
 
 
+def _tokens_for_loss_many(var, ns: np.ndarray, target: float) -> list[float | None]:
+    """``_tokens_for_loss`` at every N of ``ns`` at once (the same grids and the same law values, row by row:
+    only for a law of ARRAY_EXACT_FORMS, where the law on arrays is the law on scalars)."""
+    ns = np.ascontiguousarray(ns, dtype=float)
+    out: list[float | None] = [None] * len(ns)
+    hi = np.full(len(ns), 1e19)
+    rows = np.flatnonzero(~(np.asarray(var.program_losses(ns, hi), dtype=float) > target))
+    n, lo, hi = ns[rows], np.full(len(rows), 1e3), hi[rows]
+    found = np.full(len(rows), np.nan)
+    live = np.ones(len(rows), dtype=bool)
+    for _ in range(7):
+        grid = np.geomspace(lo, hi, 65, axis=1)
+        i = np.argmax(np.asarray(var.program_losses(n[:, None], grid), dtype=float) <= target, axis=1)
+        first = live & (i == 0)
+        found[first] = grid[first, 0]
+        live &= ~first
+        step = np.flatnonzero(live)
+        lo[step], hi[step] = grid[step, i[step] - 1], grid[step, i[step]]
+    found[live] = hi[live]
+    for r, x in zip(rows.tolist(), found.tolist(), strict=True):
+        out[r] = x
+    return out
+
+
 _CHOICES: dict[tuple, object] = {}
 _CHOICES_LOCK = threading.Lock()
 
@@ -224,6 +248,19 @@ class LawMemo:
             self.need[key] = _tokens_for_loss(self.var, n, target)
         return self.need[key]
 
+    def tokens_for_loss_many(self, ns: list[float], target: float) -> list[float | None]:
+        """``tokens_for_loss`` at each N of ``ns``; the new ones at once where the law allows (``loss_arrays``)."""
+        new = [n for n in dict.fromkeys(ns) if (n, target) not in self.need]
+        if len(new) > 1 and self._on_arrays():
+            for n, x in zip(new, _tokens_for_loss_many(self.var, np.array(new), target), strict=True):
+                self.need[(n, target)] = x
+        return [self.tokens_for_loss(n, target) for n in ns]
+
+    def _on_arrays(self) -> bool:
+        """The law evaluated on arrays equals it on scalars (see ARRAY_EXACT_FORMS); robust plans are not."""
+        return (self.one_law and getattr(self.var, "robust", None) is None
+                and getattr(getattr(self.var, "law", None), "form", None) in ARRAY_EXACT_FORMS)
+
     def serve_cost(self, request: PlanRequest, solved: Solved, shape: ModelShape) -> float:
         key = (shape.layers, shape.d_model)
         if key not in self.serving:
@@ -234,10 +271,7 @@ class LawMemo:
         """``loss`` at every (n[i], deff[i]): (plan losses, program losses), bit for bit. On arrays for the
         forms of ARRAY_EXACT_FORMS; one by one for other laws, a full law (data-constrained) or robust plans."""
         n, deff = np.ascontiguousarray(n, dtype=float), np.ascontiguousarray(deff, dtype=float)
-        law = getattr(self.var, "law", None)
-        vector = (self.one_law and getattr(self.var, "robust", None) is None
-                  and getattr(law, "form", None) in ARRAY_EXACT_FORMS)
-        if not vector or not len(n):
+        if not self._on_arrays() or not len(n):
             pairs = [self.loss(a, b) for a, b in zip(n.tolist(), deff.tolist(), strict=True)]
             return (np.array([p[0] for p in pairs], dtype=float).reshape(len(n)),
                     np.array([p[1] for p in pairs], dtype=float).reshape(len(n)))

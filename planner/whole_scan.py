@@ -191,7 +191,7 @@ def _evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines, ks: list[
             ok[:] = False
         tokens = upper.copy()
     else:
-        need = [memo.tokens_for_loss(n_law, request.target_loss) for _, n_law in lines.shapes]
+        need = memo.tokens_for_loss_many([n_law for _, n_law in lines.shapes], request.target_loss)
         ok &= per_line(np.array([x is not None for x in need], dtype=bool)[lines.shape_i])
         need_line = np.array([math.nan if x is None else x for x in need], dtype=float)[lines.shape_i]
         deff_need = np.repeat(need_line, counts)

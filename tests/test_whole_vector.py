@@ -317,3 +317,23 @@ def test_loss_arrays_equal_scalar_memo(fields):
         want = [memo.loss(a, b) for a, b in zip(n.tolist(), d.tolist(), strict=True)]
         assert loss.tolist() == [w[0] for w in want]
         assert program.tolist() == [w[1] for w in want]
+
+
+@pytest.mark.parametrize("fields", [dict(objective="cost", target_loss=2.4, gpu="h100"),
+                                    dict(objective="time", target_loss=2.5, max_gpus=256, gpu="h100"),
+                                    dict(objective="cost", target_loss=2.4, law="chinchilla-epoch-2024",
+                                         gpu="h100")])
+def test_tokens_for_loss_many_equal_one_by_one(fields):
+    """The target-loss tokens of many params at once (``LawMemo.tokens_for_loss_many``) are the one-by-one
+    bracketing's, bit for bit, including params that never reach the target (None)."""
+    import numpy as np
+
+    from planner.whole import _tokens_for_loss
+
+    _, solved = _solved_of(fields)[0]
+    var = solved.var
+    ns = (solved.sol.params * np.exp(np.random.default_rng(5).uniform(-4.0, 4.0, 60))).tolist()
+    for target in (fields["target_loss"], 1.9, 2.05, 3.5):
+        want = [_tokens_for_loss(var, n, target) for n in ns]
+        assert LawMemo(var).tokens_for_loss_many(ns, target) == want
+        assert any(w is None for w in want) or target != 1.9
