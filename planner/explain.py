@@ -150,7 +150,7 @@ def explain(request: PlanRequest, s: Solved, w: WholePlan) -> Plan:
     if s.serving is not None:
         from planner.serving import demand_from_request, plan_serving
         from planner.solve import serving_accelerator
-        from planner.whole import _serving_choice
+        from planner.whole_serving import _serving_choice
 
         serve_acc, serve_price = serving_accelerator(request, cand)
         choice = _serving_choice(request, cand, w.shape)  # the chooser on the launchable model

@@ -6,7 +6,7 @@ exactly rounded like Python's, so each row equals the scalar function's plan. Th
 vectorized ``power`` may differ from Python's ``**`` by an ulp), so both take them with
 ``critical_batch.power`` (numpy's loop for a number and an array alike), and here only on the rows the scalar
 function would still be evaluating (it returns early). The law is evaluated on arrays only for the forms where
-that is exact (``whole.ARRAY_EXACT_FORMS``), else one by one through ``LawMemo``.
+that is exact (``law_memo.ARRAY_EXACT_FORMS``), else one by one through ``LawMemo``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 
 from cost_models.training import training_flops
 from planner.critical_batch import power
+from planner.law_memo import LawMemo
 from planner.program import LAW_BATCH_FLOOR
 from planner.request import PlanRequest
 from planner.solve import Solved, batch_law_monomial, lr_law_of
-from planner.whole import REL_TOL, ClusterLine, LawMemo, WholePlan
+from planner.whole import REL_TOL, ClusterLine, WholePlan
 from planner.whole_lines import Lines, as_lines
 
 # When the sizing horizon cannot be met, sizing trades time against dollars at par: the plan with the least

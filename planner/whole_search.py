@@ -19,11 +19,11 @@ from cost_models.architecture import ModelShape
 from cost_models.cluster import Layout, with_tp_for_heads
 from cost_models.layout_search import evaluate_layout, fastest_layout_of
 from cost_models.training import training_flops
+from planner.law_memo import LawMemo
 from planner.request import PlanRequest
 from planner.solve import Solved
 from planner.whole import (
     ClusterLine,
-    LawMemo,
     WholePlan,
     _device_candidates,
     device_candidates,

@@ -20,10 +20,10 @@ from cost_models.catalog import load_catalog
 from cost_models.cluster import Hardware, candidate_layouts, layout_numbers, memory_bytes, step_seconds, terms_of_shape
 from cost_models.layout_search import _pow2_down, evaluate_layout, fastest_layout, layout_problems
 from planner import optimize
+from planner.law_memo import LawMemo
 from planner.rounding import fit_shape
 from planner.whole import (
     ClusterLine,
-    LawMemo,
     WholePlan,
     cluster_line,
     device_candidates,
@@ -282,7 +282,7 @@ def test_law_on_arrays_equals_law_on_scalars(law_id):
     import numpy as np
 
     from laws import get_law
-    from planner.whole import ARRAY_EXACT_FORMS
+    from planner.law_memo import ARRAY_EXACT_FORMS
 
     law = get_law(law_id)
     if law.form not in ARRAY_EXACT_FORMS:
@@ -328,7 +328,7 @@ def test_tokens_for_loss_many_equal_one_by_one(fields):
     bracketing's, bit for bit, including params that never reach the target (None)."""
     import numpy as np
 
-    from planner.whole import _tokens_for_loss
+    from planner.law_memo import _tokens_for_loss
 
     _, solved = _solved_of(fields)[0]
     var = solved.var
