@@ -91,6 +91,24 @@ class ConeProgram:
     dual_row: np.ndarray
     dual_sign: np.ndarray
 
+    def __post_init__(self) -> None:
+        # What every ``data`` call reuses, computed once (the program is frozen): the Parameters that reach the
+        # data, and the three maps as one (A's values, then b's entries, then c and d), applied by one bincount
+        # that sums each row's entries in the same order as the maps apart, so the same numbers bit for bit.
+        used = np.flatnonzero(self.theta_col >= 0)
+        maps = (self.a_map, self.b_map, self.q_map)
+        offsets = np.cumsum([0] + [sm.rows for sm in maps])
+        fused = {
+            "_used": used, "_used_cols": self.theta_col[used],
+            "_fused_data": np.concatenate([sm.data for sm in maps]),
+            "_fused_indices": np.concatenate([sm.indices for sm in maps]),
+            "_fused_row_of": np.concatenate([sm._row_of + off for sm, off in zip(maps, offsets, strict=False)]),
+            "_fused_rows": int(offsets[-1]), "_b_start": int(offsets[1]), "_q_start": int(offsets[2]),
+            "_clarabel_parts": None,
+        }
+        for k, v in fused.items():
+            object.__setattr__(self, k, v)
+
     # ---- the data for one set of Parameter values
 
     def theta(self, values: dict[str, float]) -> np.ndarray:
@@ -103,18 +121,19 @@ class ConeProgram:
         if not positive.all():   # NaN too
             name = self.params[int(np.argmin(positive))]
             raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
-        used = self.theta_col >= 0
-        th[self.theta_col[used]] = np.log(vals[used])  # numpy's log, as cvxpy takes it (bit for bit)
+        th[self._used_cols] = np.log(vals[self._used])  # numpy's log, as cvxpy takes it (bit for bit)
         return th
 
     def data(self, values: dict[str, float]) -> tuple[np.ndarray, _CSC, np.ndarray, float]:
         """(c, A, b, d) of ``minimize c·x + d  s.t.  A x + s = b, s in K`` (clarabel's form)."""
         th = self.theta(values)
-        a = _CSC(self.a_map.apply(th), self.a_indices, self.a_indptr, (self.m, self.n))
+        out = np.bincount(self._fused_row_of, weights=self._fused_data * th[self._fused_indices],
+                          minlength=self._fused_rows)
+        bs, qs = self._b_start, self._q_start
+        a = _CSC(out[:bs], self.a_indices, self.a_indptr, (self.m, self.n))
         b = np.zeros(self.m)
-        b[self.b_rows] = self.b_map.apply(th)
-        qd = self.q_map.apply(th)
-        return qd[: self.n], a, b, float(qd[self.n])
+        b[self.b_rows] = out[bs:qs]
+        return out[qs:qs + self.n], a, b, float(out[qs + self.n])
 
     # ---- solving
 
@@ -130,6 +149,21 @@ class ConeProgram:
         out += [clarabel.ExponentialConeT() for _ in range(self.exp)]
         return out
 
+    def _clarabel(self) -> tuple[_CSC, list[Any], Any]:
+        """(the empty P, the cones, quiet default settings), built on first use and shared by every solve:
+        clarabel copies each into the solver it builds (settings and cones are extracted by value, the
+        matrices read into its own vectors) and nothing here changes them, so threads may share them."""
+        parts = self._clarabel_parts
+        if parts is None:
+            import clarabel
+
+            settings = clarabel.DefaultSettings()
+            settings.verbose = False
+            p = _CSC(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(self.n + 1, dtype=np.int64), (self.n, self.n))
+            parts = (p, self.cones(), settings)
+            object.__setattr__(self, "_clarabel_parts", parts)   # two threads may both build it: the same parts
+        return parts
+
     def solve_clarabel(self, values: dict[str, float]) -> ConeAnswer:
         """Solve with Clarabel's default settings (as cvxpy calls it). Raises whatever clarabel raises."""
         return self.solve_data(*self.data(values))
@@ -138,10 +172,7 @@ class ConeProgram:
         """Solve ``data``'s output with Clarabel (default settings, quiet)."""
         import clarabel
 
-        p = _CSC(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(self.n + 1, dtype=np.int64), (self.n, self.n))
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        cones = self.cones()
+        p, cones, settings = self._clarabel()
         start = time.perf_counter()
         result = clarabel.DefaultSolver(p, c, a, b, cones, settings).solve()
         seconds = time.perf_counter() - start   # the solver's own time: its setup and iterations
@@ -158,8 +189,8 @@ class ConeProgram:
         with np.errstate(over="ignore", under="ignore"):   # an extreme answer is inf or 0, as in cvxpy
             exps = np.exp(x[self.var_col])
             objective_value = float(np.exp(objective))
-        variables = {k: float(v) for k, v in zip(self.variables, exps, strict=True)}
-        duals = {k: float(s * z[i]) for k, i, s in zip(self.constraints, self.dual_row, self.dual_sign, strict=True)}
+        variables = dict(zip(self.variables, exps.tolist(), strict=True))
+        duals = dict(zip(self.constraints, (self.dual_sign * z[self.dual_row]).tolist(), strict=True))
         return ConeAnswer(status, variables, duals, objective_value, seconds)
 
     # ---- arrays for the disk cache (planner.program_cache)
