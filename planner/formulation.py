@@ -178,6 +178,7 @@ def loss_expression(law: Law, st: Structure, N: Any, Deff: Any, epigraph: Any = 
 
 
 _LAYOUT_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
+_LAYOUT_PARAMS = tuple((f, layout_param(f)) for f in _LAYOUT_FIELDS)   # (field, its Parameter), named once
 
 
 def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any], s: Any = None
@@ -204,7 +205,8 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
         layers_width=p[Param.C_LAYERS_WIDTH] * n23, attn_width=p[Param.C_ATTN_WIDTH] * n23,
         moe_layers_width=p[Param.C_MOE_LAYERS_WIDTH] * n23 if st.moe else None, width=p[Param.C_WIDTH] * n13,
     )
-    numbers = LayoutNumbers(**{f: (p[layout_param(f)] if f in st.layout_terms else None) for f in _LAYOUT_FIELDS})
+    present = st.layout_terms
+    numbers = LayoutNumbers(**{f: (p[name] if f in present else None) for f, name in _LAYOUT_PARAMS})
     flops = training_flops(N, D)
     robust_cons: list = []
     if "data_params" in active:

@@ -219,7 +219,7 @@ class TrainingProgram:
         value = ans.value   # the solver's objective; when optimal, the objective at the solution (as cvxpy)
         if ans.status == "optimal":
             if self.st.elastic is None:
-                duals = {k: _clean(d) for k, d in ans.duals.items()}
+                duals = {k: (d if d > 1e-7 else 0.0) for k, d in ans.duals.items()}   # _clean: the duals are floats
                 # numpy floats, as cvxpy evaluates expressions: an extreme answer gives inf, not an exception
                 at = {k: np.float64(ans.variables[k]) for k in (*VARIABLES, ROBUST_LOSS) if k in ans.variables}
                 with np.errstate(all="ignore"):
