@@ -93,17 +93,21 @@ class ConeProgram:
 
     def __post_init__(self) -> None:
         # What every ``data`` call reuses, computed once (the program is frozen): the Parameters that reach the
-        # data, and the three maps as one (A's values, then b's entries, then c and d), applied by one bincount
+        # data, and the three maps as one (A's values, then b by its rows, then c and d), applied by one bincount
         # that sums each row's entries in the same order as the maps apart, so the same numbers bit for bit.
+        # b's map rows land on their rows of b (b_rows, distinct; otherwise b is scattered as before).
         used = np.flatnonzero(self.theta_col >= 0)
-        maps = (self.a_map, self.b_map, self.q_map)
-        offsets = np.cumsum([0] + [sm.rows for sm in maps])
+        a_rows, b_map = self.a_map.rows, self.b_map
+        b_direct = len(np.unique(self.b_rows)) == len(self.b_rows)
+        b_len = self.m if b_direct else b_map.rows
+        b_row_of = self.b_rows[b_map._row_of] if b_direct else b_map._row_of
         fused = {
-            "_used": used, "_used_cols": self.theta_col[used],
-            "_fused_data": np.concatenate([sm.data for sm in maps]),
-            "_fused_indices": np.concatenate([sm.indices for sm in maps]),
-            "_fused_row_of": np.concatenate([sm._row_of + off for sm, off in zip(maps, offsets, strict=False)]),
-            "_fused_rows": int(offsets[-1]), "_b_start": int(offsets[1]), "_q_start": int(offsets[2]),
+            "_used": used, "_used_cols": self.theta_col[used], "_b_direct": b_direct,
+            "_fused_data": np.concatenate([self.a_map.data, b_map.data, self.q_map.data]),
+            "_fused_indices": np.concatenate([self.a_map.indices, b_map.indices, self.q_map.indices]),
+            "_fused_row_of": np.concatenate([self.a_map._row_of, b_row_of + a_rows,
+                                             self.q_map._row_of + a_rows + b_len]),
+            "_fused_rows": a_rows + b_len + self.q_map.rows, "_q_start": a_rows + b_len,
             "_clarabel_parts": None,
         }
         for k, v in fused.items():
@@ -114,13 +118,12 @@ class ConeProgram:
     def theta(self, values: dict[str, float]) -> np.ndarray:
         """theta = (log of each Parameter in cvxpy's column order, 1). ValueError for a non-positive value, as
         cvxpy's ``Parameter(pos=True)`` raises; KeyError for a missing one."""
+        vals = np.fromiter([values[name] for name in self.params], dtype=float, count=len(self.params))
+        if not vals.min(initial=math.inf) > 0.0:   # NaN too
+            name = self.params[int(np.argmin(vals > 0.0))]
+            raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
         th = np.zeros(self.n_theta)
         th[self.const_col] = 1.0
-        vals = np.fromiter([values[name] for name in self.params], dtype=float, count=len(self.params))
-        positive = vals > 0.0
-        if not positive.all():   # NaN too
-            name = self.params[int(np.argmin(positive))]
-            raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
         th[self._used_cols] = np.log(vals[self._used])  # numpy's log, as cvxpy takes it (bit for bit)
         return th
 
@@ -129,10 +132,13 @@ class ConeProgram:
         th = self.theta(values)
         out = np.bincount(self._fused_row_of, weights=self._fused_data * th[self._fused_indices],
                           minlength=self._fused_rows)
-        bs, qs = self._b_start, self._q_start
+        bs, qs = self.a_map.rows, self._q_start
         a = _CSC(out[:bs], self.a_indices, self.a_indptr, (self.m, self.n))
-        b = np.zeros(self.m)
-        b[self.b_rows] = out[bs:qs]
+        if self._b_direct:
+            b = out[bs:qs]
+        else:
+            b = np.zeros(self.m)
+            b[self.b_rows] = out[bs:qs]
         return out[qs:qs + self.n], a, b, float(out[qs + self.n])
 
     # ---- solving
