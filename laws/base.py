@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from numbers import Real
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -184,6 +185,11 @@ class Law:
     @property
     def id(self) -> str:
         return self.info.id
+
+    @cached_property
+    def key(self) -> tuple:
+        """(form, id, coefficients sorted by name): what fixes the law's formula (a compiled program's key)."""
+        return (self.form, self.info.id, tuple(sorted(self.coefficients.items())))
 
     # ------------------------------------------------------------------ outputs
     @property

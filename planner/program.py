@@ -312,13 +312,9 @@ _CACHE: dict[tuple, TrainingProgram] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _law_key(law: Law) -> tuple:
-    return (law.form, law.id, tuple(sorted(law.coefficients.items())))
-
-
 def get_program(law: Law, st: Structure) -> TrainingProgram:
     """The compiled program for this law and structure (built on first use, then reused)."""
-    key = (_law_key(law), st)
+    key = (law.key, st)
     with _CACHE_LOCK:  # built under the lock so two threads never share a half-built program
         prog = _CACHE.get(key)
         if prog is None:
