@@ -155,18 +155,19 @@ class ConeProgram:
         out += [clarabel.ExponentialConeT() for _ in range(self.exp)]
         return out
 
-    def _clarabel(self) -> tuple[_CSC, list[Any], Any]:
-        """(the empty P, the cones, quiet default settings), built on first use and shared by every solve:
-        clarabel copies each into the solver it builds (settings and cones are extracted by value, the
-        matrices read into its own vectors) and nothing here changes them, so threads may share them."""
+    def _clarabel(self) -> tuple[_CSC, list[Any], Any, list[int], list[int]]:
+        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists), built
+        on first use and shared by every solve: clarabel copies each into the solver it builds (settings and
+        cones are extracted by value, matrices and vectors read into its own vectors, from lists faster than
+        from numpy arrays) and nothing here changes them, so threads may share them."""
         parts = self._clarabel_parts
         if parts is None:
             import clarabel
 
             settings = clarabel.DefaultSettings()
             settings.verbose = False
-            p = _CSC(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(self.n + 1, dtype=np.int64), (self.n, self.n))
-            parts = (p, self.cones(), settings)
+            p = _CSC([], [], [0] * (self.n + 1), (self.n, self.n))
+            parts = (p, self.cones(), settings, self.a_indices.tolist(), self.a_indptr.tolist())
             object.__setattr__(self, "_clarabel_parts", parts)   # two threads may both build it: the same parts
         return parts
 
@@ -178,9 +179,15 @@ class ConeProgram:
         """Solve ``data``'s output with Clarabel (default settings, quiet)."""
         import clarabel
 
-        p, cones, settings = self._clarabel()
+        p, cones, settings, a_indices, a_indptr = self._clarabel()
+        if a.indices is not self.a_indices or a.indptr is not self.a_indptr:   # not this program's sparsity
+            a_indices, a_indptr = np.asarray(a.indices).tolist(), np.asarray(a.indptr).tolist()
         start = time.perf_counter()
-        result = clarabel.DefaultSolver(p, c, a, b, cones, settings).solve()
+        # the numbers handed over as lists (what clarabel reads them into), inside the solver's time
+        a_list = _CSC(np.asarray(a.data, dtype=float).tolist(), a_indices, a_indptr, a.shape)
+        solver = clarabel.DefaultSolver(p, np.asarray(c, dtype=float).tolist(), a_list,
+                                        np.asarray(b, dtype=float).tolist(), cones, settings)
+        result = solver.solve()
         seconds = time.perf_counter() - start   # the solver's own time: its setup and iterations
         status = CLARABEL_STATUS.get(str(result.status), "solver_error")
         return self.answer(status, np.asarray(result.x, dtype=float), np.asarray(result.z, dtype=float),
