@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
@@ -181,6 +182,19 @@ _LAYOUT_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
 _LAYOUT_PARAMS = tuple((f, layout_param(f)) for f in _LAYOUT_FIELDS)   # (field, its Parameter), named once
 
 
+@lru_cache(maxsize=4096)
+def _layout_numbers(values: tuple) -> LayoutNumbers:
+    """LayoutNumbers of the fields' values in order (None: absent), memoized for plain floats: the numbers at a
+    solution are those of its layout, the same for every solve on it."""
+    return LayoutNumbers(*values)
+
+
+@lru_cache(maxsize=256)
+def _constraint_names(active: frozenset[str], coupled: bool) -> tuple[str, ...]:
+    """The named constraints of a program, sorted: the active limits, those always present and the batch rule."""
+    return tuple(sorted(active | ALWAYS | ({"large_batch"} if coupled else {"law_batch_max"})))
+
+
 def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any], s: Any = None
              ) -> tuple[dict[str, tuple[Any, Any]], dict[str, Any], list]:
     """Every named constraint as (left, right) with left <= right, the objectives ("loss", "cost", "time") and
@@ -206,7 +220,9 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
         moe_layers_width=p[Param.C_MOE_LAYERS_WIDTH] * n23 if st.moe else None, width=p[Param.C_WIDTH] * n13,
     )
     present = st.layout_terms
-    numbers = LayoutNumbers(**{f: (p[name] if f in present else None) for f, name in _LAYOUT_PARAMS})
+    layout_values = tuple(p[name] if f in present else None for f, name in _LAYOUT_PARAMS)
+    numbers = (_layout_numbers(layout_values) if type(layout_values[0]) is float
+               else LayoutNumbers(*layout_values))
     flops = training_flops(N, D)
     robust_cons: list = []
     if "data_params" in active:
@@ -246,8 +262,7 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
         "unique_tokens": lambda: (D, lim("unique_tokens")),
         "data_params": lambda: (N, lim("data_params")),
     }
-    names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
-    sides = {name: build[name]() for name in sorted(names_all)}
+    sides = {name: build[name]() for name in _constraint_names(active, st.coupled)}
     for part in serving:
         if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
             sides[part] = (serving[part], p[serving_limit(part)])
