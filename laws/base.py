@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from numbers import Real
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -185,6 +186,11 @@ class Law:
     def id(self) -> str:
         return self.info.id
 
+    @cached_property
+    def key(self) -> tuple:
+        """(form, id, coefficients sorted by name): what fixes the law's formula (a compiled program's key)."""
+        return (self.form, self.info.id, tuple(sorted(self.coefficients.items())))
+
     # ------------------------------------------------------------------ outputs
     @property
     def available_outputs(self) -> tuple[str, ...]:
@@ -237,8 +243,12 @@ class Law:
 
     def _numeric_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         arrays = {}
+        minimum = self.input_minimum
         for k, v in inputs.items():
-            a = _checked_fast(v, self.input_minimum.get(k))
+            if type(v) is float and 0.0 < v < _INF and not minimum:   # the common case, as _checked_fast takes it
+                arrays[k] = np.asarray(v, dtype=float)
+                continue
+            a = _checked_fast(v, minimum.get(k))
             if a is not None:   # a plain finite number or float array in range: what the checks below accept
                 arrays[k] = a
                 continue
@@ -282,12 +292,18 @@ class Law:
 
     def expr(self, output: str | None = None, **variables: Any) -> Any:
         """The same formula as a cvxpy expression of positive variables (log-log convex)."""
-        spec = self.spec(output)
+        ready = self._ready.get(self.output if output is None else output)
+        if ready is None:
+            self.spec(output)   # raises: unknown or unavailable output
+        spec, names, method, coefficients = ready
         if not spec.dgp:
             what = f"law {self.id}" if spec.name == self.output else f"law {self.id} output {spec.name}"
             note = f" ({spec.dgp_note})" if spec.dgp_note else ""
             raise LawError(f"{what} is not representable in a geometric program{note}")
-        self._check_inputs(variables, spec)
+        if variables.keys() != names:
+            self._check_inputs(variables, spec)
+        if not spec.constant_inputs:
+            return getattr(self, method)(**variables, **coefficients)
         values = dict(variables)
         for k in spec.constant_inputs:
             v = values[k]
@@ -296,7 +312,7 @@ class Law:
                 raise LawError(f"law {self.id}: output {spec.name} is a geometric program only for a fixed {k}; "
                                f"pass {k} as a number, not a cvxpy expression", field=k)
             values[k] = float(self._numeric_inputs({k: v})[k])
-        return self._formula_of(spec)(**values, **self._coefficients_of(spec, self.coefficients))
+        return getattr(self, method)(**values, **coefficients)
 
     def with_coefficients(self, **coefficients: float) -> Law:
         """A copy with some coefficients replaced (no bootstrap samples)."""

@@ -91,30 +91,55 @@ class ConeProgram:
     dual_row: np.ndarray
     dual_sign: np.ndarray
 
+    def __post_init__(self) -> None:
+        # What every ``data`` call reuses, computed once (the program is frozen): the Parameters that reach the
+        # data, and the three maps as one (A's values, then b by its rows, then c and d), applied by one bincount
+        # that sums each row's entries in the same order as the maps apart, so the same numbers bit for bit.
+        # b's map rows land on their rows of b (b_rows, distinct; otherwise b is scattered as before).
+        used = np.flatnonzero(self.theta_col >= 0)
+        a_rows, b_map = self.a_map.rows, self.b_map
+        b_direct = len(np.unique(self.b_rows)) == len(self.b_rows)
+        b_len = self.m if b_direct else b_map.rows
+        b_row_of = self.b_rows[b_map._row_of] if b_direct else b_map._row_of
+        fused = {
+            "_used": used, "_used_cols": self.theta_col[used], "_b_direct": b_direct,
+            "_fused_data": np.concatenate([self.a_map.data, b_map.data, self.q_map.data]),
+            "_fused_indices": np.concatenate([self.a_map.indices, b_map.indices, self.q_map.indices]),
+            "_fused_row_of": np.concatenate([self.a_map._row_of, b_row_of + a_rows,
+                                             self.q_map._row_of + a_rows + b_len]),
+            "_fused_rows": a_rows + b_len + self.q_map.rows, "_q_start": a_rows + b_len,
+            "_clarabel_parts": None,
+        }
+        for k, v in fused.items():
+            object.__setattr__(self, k, v)
+
     # ---- the data for one set of Parameter values
 
     def theta(self, values: dict[str, float]) -> np.ndarray:
         """theta = (log of each Parameter in cvxpy's column order, 1). ValueError for a non-positive value, as
         cvxpy's ``Parameter(pos=True)`` raises; KeyError for a missing one."""
+        vals = np.fromiter([values[name] for name in self.params], dtype=float, count=len(self.params))
+        if not vals.min(initial=math.inf) > 0.0:   # NaN too
+            name = self.params[int(np.argmin(vals > 0.0))]
+            raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
         th = np.zeros(self.n_theta)
         th[self.const_col] = 1.0
-        vals = np.fromiter([values[name] for name in self.params], dtype=float, count=len(self.params))
-        positive = vals > 0.0
-        if not positive.all():   # NaN too
-            name = self.params[int(np.argmin(positive))]
-            raise ValueError(f"Parameter value must be positive ({name} = {values[name]!r}).")
-        used = self.theta_col >= 0
-        th[self.theta_col[used]] = np.log(vals[used])  # numpy's log, as cvxpy takes it (bit for bit)
+        th[self._used_cols] = np.log(vals[self._used])  # numpy's log, as cvxpy takes it (bit for bit)
         return th
 
     def data(self, values: dict[str, float]) -> tuple[np.ndarray, _CSC, np.ndarray, float]:
         """(c, A, b, d) of ``minimize c·x + d  s.t.  A x + s = b, s in K`` (clarabel's form)."""
         th = self.theta(values)
-        a = _CSC(self.a_map.apply(th), self.a_indices, self.a_indptr, (self.m, self.n))
-        b = np.zeros(self.m)
-        b[self.b_rows] = self.b_map.apply(th)
-        qd = self.q_map.apply(th)
-        return qd[: self.n], a, b, float(qd[self.n])
+        out = np.bincount(self._fused_row_of, weights=self._fused_data * th[self._fused_indices],
+                          minlength=self._fused_rows)
+        bs, qs = self.a_map.rows, self._q_start
+        a = _CSC(out[:bs], self.a_indices, self.a_indptr, (self.m, self.n))
+        if self._b_direct:
+            b = out[bs:qs]
+        else:
+            b = np.zeros(self.m)
+            b[self.b_rows] = out[bs:qs]
+        return out[qs:qs + self.n], a, b, float(out[qs + self.n])
 
     # ---- solving
 
@@ -130,6 +155,22 @@ class ConeProgram:
         out += [clarabel.ExponentialConeT() for _ in range(self.exp)]
         return out
 
+    def _clarabel(self) -> tuple[_CSC, list[Any], Any, list[int], list[int]]:
+        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists), built
+        on first use and shared by every solve: clarabel copies each into the solver it builds (settings and
+        cones are extracted by value, matrices and vectors read into its own vectors, from lists faster than
+        from numpy arrays) and nothing here changes them, so threads may share them."""
+        parts = self._clarabel_parts
+        if parts is None:
+            import clarabel
+
+            settings = clarabel.DefaultSettings()
+            settings.verbose = False
+            p = _CSC([], [], [0] * (self.n + 1), (self.n, self.n))
+            parts = (p, self.cones(), settings, self.a_indices.tolist(), self.a_indptr.tolist())
+            object.__setattr__(self, "_clarabel_parts", parts)   # two threads may both build it: the same parts
+        return parts
+
     def solve_clarabel(self, values: dict[str, float]) -> ConeAnswer:
         """Solve with Clarabel's default settings (as cvxpy calls it). Raises whatever clarabel raises."""
         return self.solve_data(*self.data(values))
@@ -138,12 +179,15 @@ class ConeProgram:
         """Solve ``data``'s output with Clarabel (default settings, quiet)."""
         import clarabel
 
-        p = _CSC(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(self.n + 1, dtype=np.int64), (self.n, self.n))
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        cones = self.cones()
+        p, cones, settings, a_indices, a_indptr = self._clarabel()
+        if a.indices is not self.a_indices or a.indptr is not self.a_indptr:   # not this program's sparsity
+            a_indices, a_indptr = np.asarray(a.indices).tolist(), np.asarray(a.indptr).tolist()
         start = time.perf_counter()
-        result = clarabel.DefaultSolver(p, c, a, b, cones, settings).solve()
+        # the numbers handed over as lists (what clarabel reads them into), inside the solver's time
+        a_list = _CSC(np.asarray(a.data, dtype=float).tolist(), a_indices, a_indptr, a.shape)
+        solver = clarabel.DefaultSolver(p, np.asarray(c, dtype=float).tolist(), a_list,
+                                        np.asarray(b, dtype=float).tolist(), cones, settings)
+        result = solver.solve()
         seconds = time.perf_counter() - start   # the solver's own time: its setup and iterations
         status = CLARABEL_STATUS.get(str(result.status), "solver_error")
         return self.answer(status, np.asarray(result.x, dtype=float), np.asarray(result.z, dtype=float),
@@ -158,8 +202,8 @@ class ConeProgram:
         with np.errstate(over="ignore", under="ignore"):   # an extreme answer is inf or 0, as in cvxpy
             exps = np.exp(x[self.var_col])
             objective_value = float(np.exp(objective))
-        variables = {k: float(v) for k, v in zip(self.variables, exps, strict=True)}
-        duals = {k: float(s * z[i]) for k, i, s in zip(self.constraints, self.dual_row, self.dual_sign, strict=True)}
+        variables = dict(zip(self.variables, exps.tolist(), strict=True))
+        duals = dict(zip(self.constraints, (self.dual_sign * z[self.dual_row]).tolist(), strict=True))
         return ConeAnswer(status, variables, duals, objective_value, seconds)
 
     # ---- arrays for the disk cache (planner.program_cache)

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from cost_models.cluster import LayoutNumbers, ModelTerms, memory_bytes, training_seconds
@@ -178,6 +179,20 @@ def loss_expression(law: Law, st: Structure, N: Any, Deff: Any, epigraph: Any = 
 
 
 _LAYOUT_FIELDS = tuple(f.name for f in fields(LayoutNumbers))
+_LAYOUT_PARAMS = tuple((f, layout_param(f)) for f in _LAYOUT_FIELDS)   # (field, its Parameter), named once
+
+
+@lru_cache(maxsize=4096)
+def _layout_numbers(values: tuple) -> LayoutNumbers:
+    """LayoutNumbers of the fields' values in order (None: absent), memoized for plain floats: the numbers at a
+    solution are those of its layout, the same for every solve on it."""
+    return LayoutNumbers(*values)
+
+
+@lru_cache(maxsize=256)
+def _constraint_names(active: frozenset[str], coupled: bool) -> tuple[str, ...]:
+    """The named constraints of a program, sorted: the active limits, those always present and the batch rule."""
+    return tuple(sorted(active | ALWAYS | ({"large_batch"} if coupled else {"law_batch_max"})))
 
 
 def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any], s: Any = None
@@ -204,7 +219,10 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
         layers_width=p[Param.C_LAYERS_WIDTH] * n23, attn_width=p[Param.C_ATTN_WIDTH] * n23,
         moe_layers_width=p[Param.C_MOE_LAYERS_WIDTH] * n23 if st.moe else None, width=p[Param.C_WIDTH] * n13,
     )
-    numbers = LayoutNumbers(**{f: (p[layout_param(f)] if f in st.layout_terms else None) for f in _LAYOUT_FIELDS})
+    present = st.layout_terms
+    layout_values = tuple(p[name] if f in present else None for f, name in _LAYOUT_PARAMS)
+    numbers = (_layout_numbers(layout_values) if type(layout_values[0]) is float
+               else LayoutNumbers(*layout_values))
     flops = training_flops(N, D)
     robust_cons: list = []
     if "data_params" in active:
@@ -244,8 +262,7 @@ def formulas(law: Law, st: Structure, v: Mapping[str, Any], p: Mapping[str, Any]
         "unique_tokens": lambda: (D, lim("unique_tokens")),
         "data_params": lambda: (N, lim("data_params")),
     }
-    names_all = active | ALWAYS | ({"large_batch"} if st.coupled else {"law_batch_max"})
-    sides = {name: build[name]() for name in sorted(names_all)}
+    sides = {name: build[name]() for name in _constraint_names(active, st.coupled)}
     for part in serving:
         if part != "serve_usd":  # TPOT, TTFT and memory of the serving configuration
             sides[part] = (serving[part], p[serving_limit(part)])

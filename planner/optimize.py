@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cost_models.catalog import CatalogError, load_catalog
@@ -292,43 +293,58 @@ def _data_variants(law: Law, unique_tokens: float, max_epochs: float) -> list[_V
 
 
 def _candidates(request: PlanRequest) -> list[Candidate]:
+    """Every (accelerator, precision) the request allows, priced; InputError naming the field at fault."""
+    if not request.catalog:   # the built-in catalog does not change: its candidates are made once per choice
+        return list(_builtin_candidates(request.gpu, request.precision, request.price, request.price_tier))
+    return _candidates_in(request.catalog, request.gpu, request.precision, request.price, request.price_tier)
+
+
+@lru_cache(maxsize=256)
+def _builtin_candidates(gpu: str, precision: str, price_given: float | None, price_tier: str | None
+                        ) -> tuple[Candidate, ...]:
+    """``_candidates_in`` the built-in catalog, memoized (the candidates are frozen; errors are not cached)."""
+    return tuple(_candidates_in((), gpu, precision, price_given, price_tier))
+
+
+def _candidates_in(catalog_files: tuple[str, ...], gpu: str, precision: str, price_given: float | None,
+                   price_tier: str | None) -> list[Candidate]:
     try:
-        catalog = load_catalog(request.catalog)
-        if request.gpu.strip().lower() == "any":
+        catalog = load_catalog(catalog_files)
+        if gpu.strip().lower() == "any":
             accs = list(catalog.accelerators.values())
         else:
-            accs = [catalog.get(k) for k in request.gpu.split(",") if k.strip()]
+            accs = [catalog.get(k) for k in gpu.split(",") if k.strip()]
     except CatalogError as e:
         raise InputError("catalog" if e.field == "catalog" else "gpu", str(e)) from None
     out = []
     for acc in accs:
-        if request.precision == "any":
+        if precision == "any":
             precisions = [p for p in _PRECISIONS if p in acc.peak_tflops or p == "bf16"]
-        elif request.precision == "native":
+        elif precision == "native":
             precisions = [next((p for p in _NATIVE if p in acc.peak_tflops), "bf16")]
         else:
-            precisions = [request.precision]
+            precisions = [precision]
         for prec in precisions:
             try:
                 peak = acc.peak_flops(prec)
             except CatalogError as e:
-                if len(accs) == 1 and request.precision not in ("any", "native"):
+                if len(accs) == 1 and precision not in ("any", "native"):
                     raise InputError("precision", str(e)) from None
                 continue
-            if request.price:
-                price, source = request.price, "given"
+            if price_given:
+                usd, source = price_given, "given"
             else:
                 try:
-                    entry = acc.price(request.price_tier)
+                    entry = acc.price(price_tier)
                 except CatalogError as e:
                     if len(accs) == 1:
                         raise InputError("price_tier", str(e)) from None
                     continue
-                price = entry.usd_per_hour
+                usd = entry.usd_per_hour
                 source = f"{acc.id} {entry.tier}: {entry.source} ({entry.date}, {entry.status})"
-            out.append(Candidate(acc, prec, peak, price, source))
+            out.append(Candidate(acc, prec, peak, usd, source))
     if not out:
-        raise InputError("precision", f"no accelerator in {request.gpu!r} supports {request.precision}")
+        raise InputError("precision", f"no accelerator in {gpu!r} supports {precision}")
     return out
 
 

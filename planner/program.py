@@ -219,7 +219,7 @@ class TrainingProgram:
         value = ans.value   # the solver's objective; when optimal, the objective at the solution (as cvxpy)
         if ans.status == "optimal":
             if self.st.elastic is None:
-                duals = {k: _clean(d) for k, d in ans.duals.items()}
+                duals = {k: (d if d > 1e-7 else 0.0) for k, d in ans.duals.items()}   # _clean: the duals are floats
                 # numpy floats, as cvxpy evaluates expressions: an extreme answer gives inf, not an exception
                 at = {k: np.float64(ans.variables[k]) for k in (*VARIABLES, ROBUST_LOSS) if k in ans.variables}
                 with np.errstate(all="ignore"):
@@ -312,13 +312,9 @@ _CACHE: dict[tuple, TrainingProgram] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _law_key(law: Law) -> tuple:
-    return (law.form, law.id, tuple(sorted(law.coefficients.items())))
-
-
 def get_program(law: Law, st: Structure) -> TrainingProgram:
     """The compiled program for this law and structure (built on first use, then reused)."""
-    key = (_law_key(law), st)
+    key = (law.key, st)
     with _CACHE_LOCK:  # built under the lock so two threads never share a half-built program
         prog = _CACHE.get(key)
         if prog is None:

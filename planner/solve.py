@@ -184,7 +184,8 @@ def program_inputs(request: PlanRequest, var: Any, cand: Candidate, layout: Layo
     """The program's structure and Parameter values for this variant, candidate, layout and shape."""
     present, layout_values = _layout_values(numbers_for(request, cand, layout, shape))
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
-    serving = serving_inputs(request, var, cand, params_hint)
+    # serving terms only with inference demand (planner.serving.demand_from_request: None without inference_tokens)
+    serving = serving_inputs(request, var, cand, params_hint) if request.inference_tokens is not None else None
     inference = serving[0] if serving else ()
     st = Structure(active=active, objective=request.objective, inference=inference, elastic=elastic,
                    bcrit_exponent=1.0 / KAPLAN_ALPHA_B, layout_terms=present, moe=shape.is_moe,

@@ -186,3 +186,42 @@ def test_bad_parameter_values_raise_as_cvxpy_does(monkeypatch):
         with pytest.raises(KeyError):
             prog.solve({k: v for k, v in values.items() if k != "price"})
         assert prog.solve(values).status == "optimal"
+
+
+def test_cone_data_and_shared_solver_parts():
+    """``ConeProgram.data`` (one bincount over the joined maps) gives the maps' own products bit for bit, and
+    the Clarabel parts built once per program (P, cones, settings, A's sparsity) serve concurrent solves: each
+    thread's answer is the serial answer exactly."""
+    import concurrent.futures as cf
+
+    import numpy as np
+
+    request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
+    var = _variants(request, _law(request))[0]
+    acc = load_catalog().get("h100")
+    cand = Candidate(acc, "bf16", acc.peak_flops("bf16"), 2.0, "given")
+    lay = candidate_layouts(acc.devices_per_node, max_pp=8)[0]
+    st, values = program_inputs(request, var, cand, lay, shape_for(var, 1e9, request.seq_len), 1e9,
+                                frozenset({"flops"}))
+    cone = get_program(var.law, st).cone()
+    assert cone is not None
+    budgets = [10 ** (19 + 0.5 * i) for i in range(10)]
+    for flops in budgets:
+        vals = {**values, "flops": flops}
+        th = cone.theta(vals)
+        b = np.zeros(cone.m)
+        b[cone.b_rows] = cone.b_map.apply(th)
+        qd = cone.q_map.apply(th)
+        c2, a2, b2, d2 = cone.data(vals)
+        for mine, ref in ((a2.data, cone.a_map.apply(th)), (b2, b), (c2, qd[: cone.n])):
+            assert mine.tobytes() == ref.tobytes()
+        assert d2 == float(qd[cone.n])
+
+    def solve(flops: float):
+        ans = cone.solve_clarabel({**values, "flops": flops})
+        return ans.status, ans.value, ans.variables, ans.duals
+
+    serial = [solve(f) for f in budgets]
+    assert cone._clarabel() is cone._clarabel()   # built once
+    with cf.ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(solve, budgets * 4)) == serial * 4
