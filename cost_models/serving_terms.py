@@ -101,28 +101,28 @@ def fit_features(shape_of: Callable[[float], ModelShape], config: ServingConfig,
     shapes) and leaves ``max_rel_error`` NaN, not measured; the monomials are the same."""
     if not (0 < n_lo <= n_hi):
         raise ValueError(f"need 0 < n_lo <= n_hi, got {n_lo}, {n_hi}")
-    if anchor is not None and exponents is not None and not measure_error:
-        at = shape_features(shape_of(float(anchor)), config, workload)
-        return {k: Monomial(coef=v / anchor**float(exponents[k]), exponent=float(exponents[k]),
-                            max_rel_error=math.nan) for k, v in at.items()}
+    at = None if anchor is None else shape_features(shape_of(float(anchor)), config, workload)
+    sample = not (at is not None and exponents is not None and not measure_error)
     ns = np.geomspace(n_lo, n_hi, points) if n_hi > n_lo else np.array([n_lo])
-    rows = [shape_features(shape_of(float(n)), config, workload) for n in ns]
-    if anchor is not None and exponents is not None:  # anchoring keeps only the slopes of a fit: these
-        slopes = {k: float(exponents[k]) for k in rows[0]}
+    rows = [shape_features(shape_of(float(n)), config, workload) for n in ns] if sample else []
+    if at is not None and exponents is not None:  # anchoring keeps only the slopes of a fit: these
+        slopes = {k: float(exponents[k]) for k in at}
     else:
         if len(ns) == 1 and exponents is None:
             fits = {k: Monomial(coef=v, exponent=0.0) for k, v in rows[0].items()}
         else:
             fits = {k: fit_monomial(ns, [r[k] for r in rows], None if exponents is None else exponents[k])
                     for k in rows[0]}
-        if anchor is None:
+        if at is None:
             return fits
         slopes = {k: m.exponent for k, m in fits.items()}
-    at = shape_features(shape_of(float(anchor)), config, workload)
     powers: dict[float, np.ndarray] = {}
     out = {}
     for k, e in slopes.items():
         coef = at[k] / anchor**e
+        if not sample:
+            out[k] = Monomial(coef=coef, exponent=e, max_rel_error=math.nan)
+            continue
         values = np.array([r[k] for r in rows])
         if e not in powers:
             powers[e] = ns**e
