@@ -167,9 +167,8 @@ def test_direct_path_needs_no_cvxpy_objects(monkeypatch):
     assert not _same(sol, prog.solve(values))
 
 
-def test_bad_parameter_values_raise_as_cvxpy_does(monkeypatch):
-    """A negative or NaN Parameter value raises ValueError on both paths (cvxpy's Parameter(pos=True) setter);
-    zero, which cvxpy's setter lets through to log(0), raises on the direct path; a missing one is a KeyError."""
+def _flops_program():
+    """(the program, its Parameter values) of a 1e22-FLOP H100 plan at 1e9 params on the first layout."""
     request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
     var = _variants(request, _law(request))[0]
     acc = load_catalog().get("h100")
@@ -177,7 +176,13 @@ def test_bad_parameter_values_raise_as_cvxpy_does(monkeypatch):
     lay = candidate_layouts(acc.devices_per_node, max_pp=8)[0]
     st, values = program_inputs(request, var, cand, lay, shape_for(var, 1e9, request.seq_len), 1e9,
                                 frozenset({"flops"}))
-    prog = get_program(var.law, st)
+    return get_program(var.law, st), values
+
+
+def test_bad_parameter_values_raise_as_cvxpy_does(monkeypatch):
+    """A negative or NaN Parameter value raises ValueError on both paths (cvxpy's Parameter(pos=True) setter);
+    zero, which cvxpy's setter lets through to log(0), raises on the direct path; a missing one is a KeyError."""
+    prog, values = _flops_program()
     for direct in (True, False):
         monkeypatch.setattr(program, "DIRECT", direct)
         for bad in (-1.0, math.nan, *((0.0,) if direct else ())):
@@ -196,14 +201,8 @@ def test_cone_data_and_shared_solver_parts():
 
     import numpy as np
 
-    request = PlanRequest.parse(budget_flops=1e22, gpu="h100")
-    var = _variants(request, _law(request))[0]
-    acc = load_catalog().get("h100")
-    cand = Candidate(acc, "bf16", acc.peak_flops("bf16"), 2.0, "given")
-    lay = candidate_layouts(acc.devices_per_node, max_pp=8)[0]
-    st, values = program_inputs(request, var, cand, lay, shape_for(var, 1e9, request.seq_len), 1e9,
-                                frozenset({"flops"}))
-    cone = get_program(var.law, st).cone()
+    prog, values = _flops_program()
+    cone = prog.cone()
     assert cone is not None
     budgets = [10 ** (19 + 0.5 * i) for i in range(10)]
     for flops in budgets:
