@@ -348,9 +348,10 @@ def mfu(model_flops_per_token: float, batch_tokens: float, devices: float, step:
 # ---- layouts to enumerate
 
 
+@lru_cache(maxsize=8192)
 def with_tp_for_heads(layout: Layout, heads: int, top: int) -> Layout:
     """``layout`` with the largest power-of-two tensor parallel up to ``top`` that divides ``heads`` (pass
-    ``shape.tp_heads``: the K/V heads the degree must split)."""
+    ``shape.tp_heads``: the K/V heads the degree must split). Memoized (layouts are immutable, shared)."""
     tp = max(t for t in (1, 2, 4, 8, 16, 32, 64) if t <= max(top, 1) and heads % t == 0)
     return layout if tp == layout.tp else layout.model_copy(update={"tp": tp})
 

@@ -221,8 +221,16 @@ def fastest_layout_of(shape: ModelShape, hw: Hardware, *, batch_tokens: float, d
                       mfu: float | None = None, **pinned) -> Layout | None:
     """The layout ``fastest_layout`` evaluates: step time and memory read as plain sums of the same cluster-model
     terms over every layout at once (numpy); the fastest valid layout that fits memory, the least memory
-    among equally fast ones, the first of the search order among equals (None if none fits)."""
-    t, f, ok = _shape_table(hw, mfu, tuple(sorted((k, v) for k, v in pinned.items() if v is not None)), shape)
+    among equally fast ones, the first of the search order among equals (None if none fits). Memoized: a plan's
+    search asks the same question for each shape and target several times (layouts are immutable, shared)."""
+    fixed = tuple(sorted((k, v) for k, v in pinned.items() if v is not None))
+    return _fastest_layout_of(shape, hw, batch_tokens, devices, mfu, fixed)
+
+
+@lru_cache(maxsize=4096)
+def _fastest_layout_of(shape: ModelShape, hw: Hardware, batch_tokens: float, devices: int, mfu: float | None,
+                       fixed: tuple) -> Layout | None:
+    t, f, ok = _shape_table(hw, mfu, fixed, shape)
     i = t.ints
     dp = np.maximum(devices // i["mp"], 1)  # ``layout_problems``
     ok = ok & (devices % i["mp"] == 0) & ~(batch_tokens / shape.seq_len + 1e-9 < dp * i["micro_batch"])

@@ -67,6 +67,18 @@ def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
     return tuple(sorted({round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)}))
 
 
+def line_grids(objective: str, batch: float, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``batch_grid`` on every line of units ``unit``, flat: (rows per line, k of every row in line order)."""
+    units, inverse = np.unique(unit, return_inverse=True)
+    grids = [np.array(batch_grid(objective, batch, u), dtype=np.int64) for u in units.tolist()]
+    sizes = np.array([len(g) for g in grids], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    counts = sizes[inverse]
+    starts = np.repeat(np.cumsum(counts) - counts, counts)   # each row's line's first row
+    at = np.repeat(offsets[inverse], counts) + np.arange(int(counts.sum())) - starts
+    return counts, np.concatenate(grids)[at]
+
+
 def _pow(base: np.ndarray, exponent: float, rows: np.ndarray) -> np.ndarray:
     """``critical_batch.power(base, exponent)`` on ``rows`` (a mask); NaN elsewhere."""
     out = np.full(base.shape, np.nan)
@@ -121,17 +133,23 @@ class Rows:
 def evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines | list[ClusterLine],
                   ks: list[tuple[int, ...]], memo: LawMemo) -> Rows:
     """``evaluate_whole`` at batch k·unit for every k of ``ks[i]`` on every line ``lines[i]``, in that order."""
+    counts = np.array([len(k) for k in ks], dtype=np.int64)
+    k = np.fromiter(chain.from_iterable(ks), dtype=np.int64, count=int(counts.sum()))
+    return evaluate_grid_rows(request, solved, as_lines(lines), counts, k, memo)
+
+
+def evaluate_grid_rows(request: PlanRequest, solved: Solved, lines: Lines, counts: np.ndarray, k: np.ndarray,
+                       memo: LawMemo) -> Rows:
+    """``evaluate_rows`` with the batches flat: ``counts[i]`` rows on line i, ``k`` of every row in line order."""
     with np.errstate(all="ignore"):
-        return _evaluate_rows(request, solved, as_lines(lines), ks, memo)
+        return _evaluate_rows(request, solved, lines, counts, k, memo)
 
 
-def _evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines, ks: list[tuple[int, ...]],
+def _evaluate_rows(request: PlanRequest, solved: Solved, lines: Lines, counts: np.ndarray, k: np.ndarray,
                    memo: LawMemo) -> Rows:
     cand, var = solved.cand, solved.var
     coef, beta, gamma, _ = batch_law_monomial(lr_law_of(request))
-    counts = [len(k) for k in ks]
     line = np.repeat(np.arange(len(lines)), counts)
-    k = np.fromiter(chain.from_iterable(ks), dtype=np.int64, count=int(sum(counts)))
 
     def per_line(values: np.ndarray) -> np.ndarray:
         return np.repeat(values, counts)

@@ -33,12 +33,12 @@ from planner.whole import (
 from planner.whole_lines import Lines, as_lines, line_table
 from planner.whole_scan import (
     Rows,
-    batch_grid,
     device_ladder,
-    evaluate_rows,
+    evaluate_grid_rows,
     first_best,
     late_score,
     least,
+    line_grids,
 )
 
 SCREEN = 1.25  # time objective: shapes whose quick look is this much slower than the best are not searched
@@ -174,6 +174,23 @@ def make_whole(request: PlanRequest, solved: Solved) -> WholePlan | None:
     return best if not verify(request, solved, best) else None
 
 
+def _line_best_hours(rows: Rows, values: np.ndarray, lines: int) -> list[float | None]:
+    """Each line's hours at its first row of least ``values`` (None: a line without rows); NaN never wins after
+    a line's first row."""
+    found: list[float | None] = [None] * lines
+    starts = np.flatnonzero(np.diff(rows.line, prepend=-1))
+    if np.isnan(values).any():  # a law that gives NaN: line by line
+        for a, b in zip(starts, [*starts[1:], len(values)], strict=True):
+            found[int(rows.line[a])] = float(rows.hours[a + first_best(values[a:b])])
+        return found
+    counts = np.diff(np.append(starts, len(values)))
+    hit = np.flatnonzero(values == np.repeat(np.minimum.reduceat(values, starts), counts))
+    at, first = np.unique(rows.line[hit], return_index=True)  # each line's first row at its least value
+    for line, hours in zip(at.tolist(), rows.hours[hit[first]].tolist(), strict=True):
+        found[line] = hours
+    return found
+
+
 class _Scan:
     """Launchable plans around given device counts: every shape candidate, nearby layout and whole batch.
 
@@ -208,6 +225,7 @@ class _Scan:
         request, solved, sol = self.request, self.solved, self.solved.sol
         per_node = solved.cand.acc.devices_per_node
         groups = []
+        near_mp: dict[int, set[int]] = {}  # the device counts near the targets, per model-parallel size
         for shape, n_law in self.shapes:
             # in a fixed order: ties keep the first plan found, which must not depend on set hashing (a label
             # names every field of a layout)
@@ -215,13 +233,16 @@ class _Scan:
                                                                       self.wide))
             for label, lay in near:
                 mp = lay.tp * lay.pp * lay.ep
-                devices = {x for t in targets for x in _device_candidates(t, mp, per_node, request.max_gpus)}
+                devices = near_mp.get(mp)
+                if devices is None:
+                    devices = near_mp[mp] = {x for t in targets
+                                             for x in _device_candidates(t, mp, per_node, request.max_gpus)}
                 done = self.seen.setdefault((shape.layers, shape.d_model, label), set())
                 fresh = sorted(devices - done)
                 if fresh:
                     done.update(fresh)
                     groups.append((shape, n_law, lay, fresh))
-        self._batches(line_table(request, solved, groups, self.hw)[0], sol.batch_tokens)
+        self._batches(line_table(request, solved, groups, self.hw)[0], sol.batch_tokens, found=False)
 
     def widen(self, targets: list[float], params: float) -> None:
         """Screen shapes across a factor 3 of ``params`` with a quick look (``_quick``), then every shape of the
@@ -276,39 +297,29 @@ class _Scan:
                 found[j] = hours
         return found
 
-    def _batches(self, lines: Lines | list[ClusterLine], batch: float) -> list[float | None]:
+    def _batches(self, lines: Lines | list[ClusterLine], batch: float, found: bool = True) -> list[float | None]:
         """Evaluate whole batches around ``batch`` on every line, add the plans to the pool in order (the loss
-        objective keeps only plans that could win on tokens); each line's best plan's hours (None: none)."""
+        objective keeps only plans that could win on tokens); each line's best plan's hours (None: none; an
+        empty list when not ``found``)."""
         request = self.request
         lines = as_lines(lines)
         if not len(lines):
             return []
-        grids = {u: batch_grid(request.objective, batch, u) for u in np.unique(lines.unit).tolist()}
-        rows = evaluate_rows(request, self.solved, lines, [grids[u] for u in lines.unit.tolist()], self.memo)
+        rows = evaluate_grid_rows(request, self.solved, lines, *line_grids(request.objective, batch, lines.unit),
+                                  self.memo)
         rows = rows.take(np.flatnonzero(rows.ok))
         if request.objective == "loss":  # the law only for plans that could win on tokens
             rows = self._could_win(rows)
             values = rows.loss
         else:
             values = rows.cost + rows.serve if request.objective == "cost" else rows.hours
-        found: list[float | None] = [None] * len(lines)
         if not len(values):
-            return found
+            return [None] * len(lines) if found else []
         self.pool.append(rows)
         i = first_best(values) if self._best is None else least(values)  # NaN never beats a best
         if self._best is None or values[i] < self._best_value:
             self._best, self._best_value = (len(self.pool) - 1, i), float(values[i])
-        starts = np.flatnonzero(np.diff(rows.line, prepend=-1))
-        if np.isnan(values).any():  # a law that gives NaN: line by line (NaN never wins after the first)
-            for a, b in zip(starts, [*starts[1:], len(values)], strict=True):
-                found[int(rows.line[a])] = float(rows.hours[a + first_best(values[a:b])])
-            return found
-        counts = np.diff(np.append(starts, len(values)))
-        hit = np.flatnonzero(values == np.repeat(np.minimum.reduceat(values, starts), counts))
-        at, first = np.unique(rows.line[hit], return_index=True)  # each line's first row at its least value
-        for line, row in zip(at.tolist(), hit[first].tolist(), strict=True):
-            found[line] = float(rows.hours[row])
-        return found
+        return _line_best_hours(rows, values, len(lines)) if found else []
 
     def _could_win(self, rows: Rows) -> Rows:
         """Loss objective: drop plans with 5% fewer effective tokens than an earlier plan of the same params

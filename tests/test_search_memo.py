@@ -1,0 +1,72 @@
+"""The whole-cluster search's memos and flat batch grids give what the plain computations give.
+
+- ``whole_scan.line_grids``: every line's ``batch_grid``, flattened in line order (here: the list of tuples);
+- ``layout_search.fastest_layout_of`` (memoized) and ``cluster.with_tp_for_heads`` (memoized): the same layout
+  as the unmemoized function, on the same question asked twice and in any order.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from cost_models.catalog import load_catalog
+from cost_models.cluster import Hardware, Layout, with_tp_for_heads
+from cost_models.layout_search import _fastest_layout_of, fastest_layout_of
+from planner.rounding import fit_shape
+from planner.whole_scan import batch_grid, line_grids
+
+
+@pytest.mark.parametrize("objective", ["loss", "cost", "time"])
+def test_line_grids_are_each_lines_batch_grid(objective):
+    rng = random.Random(7)
+    for _ in range(50):
+        batch = rng.choice([4096.0, 1e5, 2.5e6, 3.3e7])
+        units = np.array([rng.choice([4096.0, 8192.0, 65536.0, 1e6, 3e6]) for _ in range(rng.randint(1, 30))])
+        counts, k = line_grids(objective, batch, units)
+        want = [batch_grid(objective, batch, u) for u in units.tolist()]
+        assert counts.tolist() == [len(g) for g in want]
+        assert k.tolist() == [x for g in want for x in g]
+
+
+def _questions(n: int) -> list[tuple]:
+    rnd = random.Random(11)
+    cat = load_catalog()
+    out = []
+    for _ in range(n):
+        hw = Hardware.of(cat.get(rnd.choice(["h100", "a100-80gb", "tpu-v5p", "mi300x"])))
+        shape = fit_shape(10 ** rnd.uniform(8, 11.5), experts=rnd.choice([1, 8]), seq_len=4096).shape
+        g = rnd.choice([8, 16, 64, 256, 2048])
+        batch = rnd.choice([1, 3, 16]) * g * shape.seq_len * rnd.choice([0.5, 1.0])
+        out.append((shape, hw, batch, g, rnd.choice([None, 0.4]), rnd.choice([{}, {"tp": None}, {"tp": 2}])))
+    return out
+
+
+def test_fastest_layout_memo_equals_fresh_in_any_order():
+    questions = _questions(60)
+    fresh = [_fastest_layout_of.__wrapped__(s, hw, b, g, mfu, tuple(sorted((k, v) for k, v in p.items()
+                                                                           if v is not None)))
+             for s, hw, b, g, mfu, p in questions]
+    _fastest_layout_of.cache_clear()
+    order = list(range(len(questions))) * 2
+    random.Random(3).shuffle(order)
+    for i in order:
+        s, hw, b, g, mfu, p = questions[i]
+        assert fastest_layout_of(s, hw, batch_tokens=b, devices=g, mfu=mfu, **p) == fresh[i]
+    assert _fastest_layout_of.cache_info().hits >= len(questions)
+
+
+def test_with_tp_for_heads_is_the_largest_power_of_two_dividing_the_heads():
+    rnd = random.Random(5)
+    for _ in range(300):
+        lay = Layout(tp=rnd.choice([1, 2, 4, 8]), pp=rnd.choice([1, 2, 4]), zero_stage=rnd.choice([1, 3]))
+        heads, top = rnd.choice([1, 2, 3, 4, 6, 8, 12, 16, 20, 32, 40, 64]), rnd.choice([0, 1, 2, 4, 8, 16, 64])
+        want = 1
+        for t in range(1, 65):
+            if t & (t - 1) == 0 and t <= max(top, 1) and heads % t == 0:
+                want = t
+        got = with_tp_for_heads(lay, heads, top)
+        assert got.tp == want
+        assert got.model_copy(update={"tp": lay.tp}) == lay  # nothing else changed
