@@ -155,8 +155,9 @@ class ConeProgram:
         out += [clarabel.ExponentialConeT() for _ in range(self.exp)]
         return out
 
-    def _clarabel(self) -> tuple[_CSC, list[Any], Any, list[int], list[int]]:
-        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists), built
+    def _clarabel(self) -> tuple[_CSC, list[Any], Any, list[int], list[int], dict]:
+        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists, settings
+        with options changed by their options), built
         on first use and shared by every solve: clarabel copies each into the solver it builds (settings and
         cones are extracted by value, matrices and vectors read into its own vectors, from lists faster than
         from numpy arrays) and nothing here changes them, so threads may share them."""
@@ -167,7 +168,7 @@ class ConeProgram:
             settings = clarabel.DefaultSettings()
             settings.verbose = False
             p = _CSC([], [], [0] * (self.n + 1), (self.n, self.n))
-            parts = (p, self.cones(), settings, self.a_indices.tolist(), self.a_indptr.tolist())
+            parts = (p, self.cones(), settings, self.a_indices.tolist(), self.a_indptr.tolist(), {})
             object.__setattr__(self, "_clarabel_parts", parts)   # two threads may both build it: the same parts
         return parts
 
@@ -175,11 +176,20 @@ class ConeProgram:
         """Solve with Clarabel's default settings (as cvxpy calls it). Raises whatever clarabel raises."""
         return self.solve_data(*self.data(values))
 
-    def solve_data(self, c: np.ndarray, a: _CSC, b: np.ndarray, d: float) -> ConeAnswer:
-        """Solve ``data``'s output with Clarabel (default settings, quiet)."""
+    def solve_data(self, c: np.ndarray, a: _CSC, b: np.ndarray, d: float, options: dict | None = None) -> ConeAnswer:
+        """Solve ``data``'s output with Clarabel (default settings, quiet; ``options``: settings to change)."""
         import clarabel
 
-        p, cones, settings, a_indices, a_indptr = self._clarabel()
+        p, cones, settings, a_indices, a_indptr, changed = self._clarabel()
+        if options:
+            key = tuple(sorted(options.items()))
+            if key not in changed:   # built once per program and options (threads may both build it: the same)
+                other = clarabel.DefaultSettings()
+                other.verbose = False
+                for k, v in options.items():
+                    setattr(other, k, v)
+                changed[key] = other
+            settings = changed[key]
         if a.indices is not self.a_indices or a.indptr is not self.a_indptr:   # not this program's sparsity
             a_indices, a_indptr = np.asarray(a.indices).tolist(), np.asarray(a.indptr).tolist()
         start = time.perf_counter()

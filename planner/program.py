@@ -44,7 +44,15 @@ from planner.formulation import (  # noqa: F401 — re-exported: planner.program
     serving_param,
 )
 
-SOLVERS = ("CLARABEL", "SCS")
+# Each attempt: (solver, its settings). Clarabel first; where it stops short of its tolerances ("AlmostSolved",
+# e.g. 13 of 400 budgets 1e18..1e26 on H100 with the default 1e-8), again with 10x its static regularization
+# (which certifies every one of those); SCS last. A later attempt runs only when no earlier one certified.
+CLARABEL_RETRY = {"static_regularization_constant": 1e-7}
+SOLVERS: tuple[tuple[str, dict], ...] = (("CLARABEL", {}), ("CLARABEL", CLARABEL_RETRY), ("SCS", {}))
+
+
+def _attempt_name(solver: str, options: dict) -> str:
+    return solver + "".join(f" ({k}={v:g})" for k, v in options.items())
 
 
 @dataclass
@@ -196,20 +204,23 @@ class TrainingProgram:
     def _solve_direct(self, cone: Any, values: dict[str, float]) -> Solution:
         data = cone.data(values)  # outside the try: a bad Parameter value raises, as cvxpy's setter does
         errors: list[str] = []
-        try:
-            ans = cone.solve_data(*data)
-        except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
-            errors.append(f"CLARABEL: {type(e).__name__}: {str(e)[:120]}")
-        else:
+        clarabel = [attempt for attempt in SOLVERS if attempt[0] == "CLARABEL"]
+        for solver, options in clarabel:
+            name = _attempt_name(solver, options)
+            try:
+                ans = cone.solve_data(*data, options)
+            except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
+                errors.append(f"{name}: {type(e).__name__}: {str(e)[:120]}")
+                continue
             if ans.status in ("optimal", "infeasible", "unbounded"):
                 sol = self._collect_direct(ans, values, errors)
                 reason = unverified(sol)
                 if reason is None:
                     return sol
-                errors.append(f"CLARABEL: optimal answer fails its check ({reason})")
+                errors.append(f"{name}: optimal answer fails its check ({reason})")
             else:
-                errors.append(f"CLARABEL: {ans.status}")
-        return self._solve_cvxpy(values, SOLVERS[1:], errors)
+                errors.append(f"{name}: {ans.status}")
+        return self._solve_cvxpy(values, SOLVERS[len(clarabel):], errors)
 
     def _collect_direct(self, ans: Any, values: dict[str, float], errors: list[str]) -> Solution:
         def val(name: str) -> float:
@@ -236,30 +247,32 @@ class TrainingProgram:
         return Solution(ans.status, "CLARABEL", value, val("params"), val("tokens"), val("devices"), val("hours"),
                         duals, val("effective_tokens"), val("batch_tokens"), errors, sides)
 
-    def _solve_cvxpy(self, values: dict[str, float], solvers: tuple[str, ...], errors: list[str]) -> Solution:
+    def _solve_cvxpy(self, values: dict[str, float], solvers: tuple[tuple[str, dict], ...],
+                     errors: list[str]) -> Solution:
         import warnings
 
         import cvxpy as cp
 
         cvx = self._cvxpy()
         cvx.set_parameters(values)
-        for solver in solvers:
+        for solver, options in solvers:
+            name = _attempt_name(solver, options)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the status is reported, not printed
-                    cvx.problem.solve(gp=True, solver=solver, warm_start=False)
+                    cvx.problem.solve(gp=True, solver=solver, warm_start=False, **options)
                 status = cvx.problem.status
             except Exception as e:  # noqa: BLE001 — any solver failure falls through to the next solver
-                errors.append(f"{solver}: {type(e).__name__}: {str(e)[:120]}")
+                errors.append(f"{name}: {type(e).__name__}: {str(e)[:120]}")
                 continue
             if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
                 sol = self._collect(cvx, status, solver, errors)
                 reason = unverified(sol)
                 if reason is None:
                     return sol
-                errors.append(f"{solver}: optimal answer fails its check ({reason})")
+                errors.append(f"{name}: optimal answer fails its check ({reason})")
                 continue
-            errors.append(f"{solver}: {status}")
+            errors.append(f"{name}: {status}")
         return self._collect(cvx, "solver_error", "none", errors)
 
     def _collect(self, cvx: _CvxProgram, status: str, solver: str, errors: list[str]) -> Solution:

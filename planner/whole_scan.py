@@ -59,9 +59,17 @@ def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
     """Whole batches k (of ``unit`` tokens) around ``batch``: the batch law allows down to LAW_BATCH_FLOOR of
     its optimum, and for wall-clock or dollars a smaller whole batch (fewer tokens above the critical batch)
     can beat the program's, so look down to a quarter (every k when there are at most 11, else 11 geometric)."""
-    low = 0.75 if objective == "loss" else 0.25
-    k_lo = max(1, math.floor(low * batch / unit))
-    k_hi = max(k_lo + 1, math.ceil(1.5 * batch / unit))
+    k_lo = max(1, math.floor(_low(objective) * batch / unit))
+    return _grid_between(k_lo, max(k_lo + 1, math.ceil(1.5 * batch / unit)))
+
+
+def _low(objective: str) -> float:
+    return 0.75 if objective == "loss" else 0.25
+
+
+@lru_cache(maxsize=4096)
+def _grid_between(k_lo: int, k_hi: int) -> tuple[int, ...]:
+    """Every k from ``k_lo`` to ``k_hi`` when there are at most 11, else 11 geometric ones."""
     if k_hi - k_lo <= 10:
         return tuple(range(k_lo, k_hi + 1))
     return tuple(sorted({round(k_lo * (k_hi / k_lo) ** (i / 10)) for i in range(11)}))
@@ -69,14 +77,24 @@ def batch_grid(objective: str, batch: float, unit: float) -> tuple[int, ...]:
 
 def line_grids(objective: str, batch: float, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``batch_grid`` on every line of units ``unit``, flat: (rows per line, k of every row in line order)."""
+    # (k_lo, k_hi) as batch_grid computes them (the same float operations), per distinct unit
     units, inverse = np.unique(unit, return_inverse=True)
-    grids = [np.array(batch_grid(objective, batch, u), dtype=np.int64) for u in units.tolist()]
+    k_lo = np.maximum(1.0, np.floor(_low(objective) * batch / units))
+    k_hi = np.maximum(k_lo + 1.0, np.ceil(1.5 * batch / units))
+    grids = [_grid_array(int(a), int(b)) for a, b in zip(k_lo.tolist(), k_hi.tolist(), strict=True)]
     sizes = np.array([len(g) for g in grids], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     counts = sizes[inverse]
     starts = np.repeat(np.cumsum(counts) - counts, counts)   # each row's line's first row
     at = np.repeat(offsets[inverse], counts) + np.arange(int(counts.sum())) - starts
     return counts, np.concatenate(grids)[at]
+
+
+@lru_cache(maxsize=4096)
+def _grid_array(k_lo: int, k_hi: int) -> np.ndarray:
+    out = np.array(_grid_between(k_lo, k_hi), dtype=np.int64)
+    out.setflags(write=False)  # shared by every caller (and thread)
+    return out
 
 
 def _pow(base: np.ndarray, exponent: float, rows: np.ndarray) -> np.ndarray:

@@ -224,3 +224,50 @@ def test_cone_data_and_shared_solver_parts():
     assert cone._clarabel() is cone._clarabel()   # built once
     with cf.ThreadPoolExecutor(4) as ex:
         assert list(ex.map(solve, budgets * 4)) == serial * 4
+
+
+def test_clarabel_short_of_tolerance_is_retried_regularized_without_cvxpy(monkeypatch):
+    """Clarabel stopping short of its tolerances ("AlmostSolved": optimal_inaccurate) is solved again with
+    CLARABEL_RETRY's settings on the direct path, before (and instead of) SCS through cvxpy; the retried answer
+    equals cvxpy's own Clarabel solve with the same settings."""
+    from planner.cone import ConeProgram
+
+    prog, values = _flops_program()
+    real = ConeProgram.solve_data
+    asked: list[dict | None] = []
+
+    def short_first(self, c, a, b, d, options=None):
+        asked.append(options)
+        ans = real(self, c, a, b, d, options)
+        return dataclasses.replace(ans, status="optimal_inaccurate") if not options else ans
+
+    monkeypatch.setattr(program, "DIRECT", True)
+    monkeypatch.setattr(ConeProgram, "solve_data", short_first)
+    monkeypatch.setattr(program.TrainingProgram, "_solve_cvxpy",
+                        lambda *a: pytest.fail("fell back to cvxpy though the regularized retry certifies"))
+    sol = prog.solve(values)
+    assert asked == [{}, program.CLARABEL_RETRY]
+    assert sol.status == "optimal" and sol.solver == "CLARABEL"
+    assert sol.errors == ["CLARABEL: optimal_inaccurate"]
+    monkeypatch.undo()
+    reference = prog._solve_cvxpy(values, (("CLARABEL", program.CLARABEL_RETRY),), [])
+    assert reference.status == "optimal" and not _same(sol, reference), _same(sol, reference)
+
+
+def test_scs_after_both_clarabel_attempts(monkeypatch):
+    """When neither Clarabel attempt certifies, SCS (through cvxpy) is the last attempt, and the errors name
+    each attempt with its settings."""
+    from planner.cone import ConeProgram
+
+    prog, values = _flops_program()
+    real = ConeProgram.solve_data
+
+    def always_short(self, *args):
+        return dataclasses.replace(real(self, *args), status="optimal_inaccurate")
+
+    monkeypatch.setattr(program, "DIRECT", True)
+    monkeypatch.setattr(ConeProgram, "solve_data", always_short)
+    sol = prog.solve(values)
+    assert sol.solver == "SCS" and sol.status == "optimal", sol
+    assert sol.errors[:2] == ["CLARABEL: optimal_inaccurate",
+                              "CLARABEL (static_regularization_constant=1e-07): optimal_inaccurate"]

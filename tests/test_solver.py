@@ -106,4 +106,6 @@ def test_direct_path_reports_what_each_solver_did(monkeypatch):
     monkeypatch.setattr(cp.Problem, "solve", inaccurate)
     sol = prog.solve(values)
     assert sol.status == "solver_error" and sol.solver == "none"
-    assert sol.errors[0].startswith("CLARABEL: RuntimeError") and sol.errors[1] == "SCS: optimal_inaccurate"
+    assert sol.errors[0].startswith("CLARABEL: RuntimeError")
+    assert sol.errors[1].startswith("CLARABEL (static_regularization_constant=1e-07): RuntimeError")
+    assert sol.errors[2:] == ["SCS: optimal_inaccurate"]
