@@ -199,34 +199,84 @@ def fit_shape(params: float, *, count: Count = "total", experts: int = 1, top_k:
     return _fit(float(params), count, experts, top_k, vocab, seq_len, ffn_type, tied_embeddings)
 
 
+def _widths_all() -> list[int]:
+    """Every width the search tries, in order: multiples of 128 below 2048, then of 1024, up to _MAX_D_MODEL."""
+    out, d = [], 128
+    while d <= _MAX_D_MODEL:
+        out.append(d)
+        d += 128 if d < 2048 else 1024
+    return out
+
+
+_WIDTHS = _widths_all()
+
+
+@lru_cache(maxsize=64)
+def _width_table(spec: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], np.ndarray, np.ndarray]:
+    """Per width of _WIDTHS, for one (count, experts, top_k, vocab, seq_len, ffn_type, tied) spec: (d_model,
+    intercept, slope) as int64 arrays, the count at MIN_LAYERS as Python ints (compared with the target exactly,
+    as a Python int and float compare) and as floats, and the preferred layers."""
+    lines = [_line(d, *spec) for d in _WIDTHS]
+    intercept = np.array([a for a, _ in lines], dtype=np.int64)
+    slope = np.array([b for _, b in lines], dtype=np.int64)
+    at_min = [a + b * MIN_LAYERS for a, b in lines]
+    out = (np.array(_WIDTHS, dtype=np.int64), intercept, slope, np.array([float(v) for v in at_min]),
+           np.array([_preferred_at(d) for d in _WIDTHS]))
+    for a in out:
+        a.setflags(write=False)   # shared by every caller (and thread)
+    return out[0], out[1], out[2], at_min, out[3], out[4]
+
+
 @lru_cache(maxsize=4096)
 def _fit(target: float, count: str, experts: int, top_k: int, vocab: int, seq_len: int, ffn_type: str,
          tied_embeddings: bool) -> ShapeFit:
-    """``fit_shape`` on checked arguments (memoized: the fit is frozen and depends only on these)."""
+    """``fit_shape`` on checked arguments (memoized: the fit is frozen and depends only on these).
+
+    The search of "Search" over every width at once: each width's continuous depth, its nearer whole depth and
+    rank (fewer than MIN_LAYERS, the error beyond MAX_REL_ERROR, |log(depth / preferred)|), the widths tried
+    before the first one whose MIN_LAYERS count overshoots once a width of MIN_LAYERS or more was seen, and
+    the first least rank among them (the scalar loop: tests/test_rounding.py's ``_fit_loop``)."""
     spec = (count, experts, top_k, vocab, seq_len, ffn_type, tied_embeddings)
-    best: tuple[tuple[bool, float, float], int, int] | None = None  # (rank, d_model, layers)
-    d = 128
-    while d <= _MAX_D_MODEL:
-        intercept, slope = _line(d, *spec)
-        if intercept + slope * MIN_LAYERS > target * (1 + MAX_REL_ERROR) and best is not None and not best[0][0]:
-            break  # every term of the count grows with d_model: wider widths only overshoot more
-        x = (target - intercept) / slope  # continuous depth that hits the target
-        floor_, ceil_ = max(1, math.floor(x)), max(1, math.ceil(x))
-        layers = min((floor_, ceil_), key=lambda n: (n < MIN_LAYERS, abs(intercept + slope * n - target)))
-        err = (intercept + slope * layers - target) / target
-        rank = (layers < MIN_LAYERS, max(0.0, abs(err) - MAX_REL_ERROR),
-                abs(math.log(max(x, 1e-3) / _preferred_at(d))))
-        if best is None or rank < best[0]:
-            best = (rank, d, layers)
-        d += 128 if d < 2048 else 1024
-    assert best is not None
-    _, d, layers = best
-    shape = make_shape(d, layers, experts=experts, top_k=top_k, vocab=vocab, seq_len=seq_len, ffn_type=ffn_type,
-                       tied_embeddings=tied_embeddings)
+    d, intercept, slope, at_min, at_min_f, pref_arr = _width_table(spec)
+    x = (target - intercept) / slope  # continuous depth that hits the target (int64 -> float64 as Python does)
+    lo, hi = np.maximum(1.0, np.floor(x)), np.maximum(1.0, np.ceil(x))
+    if target < 2.0**61:  # counts near the target are exact in int64, as Python's ints (rounded once to float)
+        lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+    else:  # beyond any model (and int64): counts in float64
+        intercept, slope = intercept.astype(float), slope.astype(float)
+    miss_lo = np.abs(intercept + slope * lo - target)
+    miss_hi = np.abs(intercept + slope * hi - target)
+    # min((lo, hi), key=(n < MIN_LAYERS, miss)): hi only where its key is strictly smaller
+    take_hi = ((hi < MIN_LAYERS) < (lo < MIN_LAYERS)) | (((hi < MIN_LAYERS) == (lo < MIN_LAYERS)) & (miss_hi < miss_lo))
+    layers = np.where(take_hi, hi, lo)
+    short = layers < MIN_LAYERS
+    # the loop stops at the first width whose MIN_LAYERS count overshoots, once a deep enough width came before
+    top = target * (1 + MAX_REL_ERROR)
+    seen_deep = np.concatenate(([False], np.logical_or.accumulate(~short)[:-1]))
+    over_f = at_min_f > top   # exact where float(count) != top (the count is within half an ulp of its float)
+    tie = np.flatnonzero(at_min_f == top)
+    for i in tie.tolist():
+        over_f[i] = at_min[i] > top   # a Python int and float compare exactly
+    over = over_f & seen_deep
+    stop = int(np.argmax(over)) if over.any() else len(d)
+    idx = np.arange(stop)
+    for key in (short[:stop], np.maximum(0.0, np.abs((intercept + slope * layers - target) / target) - MAX_REL_ERROR)[
+            :stop]):
+        idx = idx[key[idx] == key[idx].min()]
+    # |log(depth / preferred)| with math.log as the loop took it, on the widths numpy's log puts within 1e-12 of
+    # the least (numpy's log is within an ulp or two of math.log)
+    ratio = np.maximum(x[idx], 1e-3) / pref_arr[idx]
+    near = np.abs(np.log(ratio))
+    idx = idx[near <= near.min() * (1 + 1e-12) + 1e-15]
+    third = [abs(math.log(r)) for r in (np.maximum(x[idx], 1e-3) / pref_arr[idx]).tolist()]
+    best = int(idx[third.index(min(third))])
+    d_best, layers_best = int(d[best]), int(layers[best])
+    shape = make_shape(d_best, layers_best, experts=experts, top_k=top_k, vocab=vocab, seq_len=seq_len,
+                       ffn_type=ffn_type, tied_embeddings=tied_embeddings)
     achieved = COUNTERS[count](shape)
-    return ShapeFit(shape=shape, count=count, target=target, achieved=achieved,
-                    rel_error=(achieved - target) / target, aspect_ratio=d / layers,
-                    preferred_layers=_preferred_at(d))
+    return ShapeFit.model_construct(shape=shape, count=count, target=target, achieved=achieved,   # checked values
+                                    rel_error=(achieved - target) / target, aspect_ratio=d_best / layers_best,
+                                    preferred_layers=_preferred_at(d_best))
 
 
 def round_shape(params: float, *, count: Count = "total", experts: int = 1, top_k: int = 1,

@@ -169,3 +169,44 @@ def test_round_shape_rejects_bad_input(bad):
 def test_make_shape_rejects_widths_without_a_layout():
     with pytest.raises(ValueError):
         make_shape(2560, 32)
+
+
+# ------------------------------------------------------------------------------ the search on arrays, bit for bit
+
+
+def _fit_loop(target, count="total", experts=1, top_k=1, vocab=VOCAB, seq_len=4096, ffn_type="swiglu",
+              tied=False):
+    """The width search as the plain loop it was (the reference for ``rounding._fit``): (d_model, layers)."""
+    import math
+
+    from planner.rounding import COUNTERS, MAX_REL_ERROR, MIN_LAYERS
+
+    best, d = None, 128
+    while d <= 1 << 17:
+        kw = dict(experts=experts, top_k=top_k, vocab=vocab, seq_len=seq_len, ffn_type=ffn_type, tied_embeddings=tied)
+        one, two = COUNTERS[count](make_shape(d, 1, **kw)), COUNTERS[count](make_shape(d, 2, **kw))
+        intercept, slope = one - (two - one), two - one
+        if intercept + slope * MIN_LAYERS > target * (1 + MAX_REL_ERROR) and best is not None and not best[0][0]:
+            break
+        x = (target - intercept) / slope
+        floor_, ceil_ = max(1, math.floor(x)), max(1, math.ceil(x))
+        layers = min((floor_, ceil_), key=lambda n: (n < MIN_LAYERS, abs(intercept + slope * n - target)))
+        err = (intercept + slope * layers - target) / target
+        rank = (layers < MIN_LAYERS, max(0.0, abs(err) - MAX_REL_ERROR),
+                abs(math.log(max(x, 1e-3) / preferred_layers(d))))
+        if best is None or rank < best[0]:
+            best = (rank, d, layers)
+        d += 128 if d < 2048 else 1024
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"count": "non_embedding"}, {"experts": 8, "count": "active", "top_k": 2},
+                                    {"experts": 64}, {"ffn_type": "gelu", "tied": True, "vocab": 50304},
+                                    {"seq_len": 2048, "count": "active_non_embedding", "experts": 16}])
+def test_fit_on_arrays_is_the_loop(kwargs):
+    rng = np.random.default_rng(3)
+    targets = np.concatenate([10 ** rng.uniform(3, 16.5, 400), [1e3, 7e4, 1.2e6, 1e9, 7e9, 4.05e11, 1e16]])
+    spec = {k if k != "tied" else "tied_embeddings": v for k, v in kwargs.items()}
+    for t in targets.tolist():
+        got = fit_shape(t, **spec).shape
+        assert (got.d_model, got.layers) == _fit_loop(t, **kwargs), t
