@@ -33,8 +33,11 @@ CHUNKS_PER_WORKER = 4  # at least this many chunks per worker when the grid allo
 # take several times longer than small ones)
 # Imported once by the fork server, so workers fork with them loaded. Only third-party modules: Python 3.11's
 # fork server does not apply the caller's sys.path before preloading, so a planner module could resolve to another
-# copy of the package than the caller's (the workers themselves get the caller's sys.path).
-PRELOAD = ["numpy", "scipy.sparse", "cvxpy"]
+# copy of the package than the caller's (the workers themselves get the caller's sys.path). Not cvxpy: workers
+# solve on the cached cone programs (planner.program_cache) and import cvxpy only to compile one on a cache miss
+# (then in parallel); preloading it cost every pooled sweep ~1 s of serial import (1,000 budgets, warm cache:
+# 5.5 s without, 5.9-6.5 s with).
+PRELOAD = ["numpy"]
 MIN_POINTS_PER_WORKER = 50  # below this a worker's start-up (imports, compiling its programs) costs more
 
 
@@ -132,7 +135,7 @@ def _solve_chunk(start: int, stop: int) -> list[SweepPoint]:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """forkserver (cvxpy imported once in the server, then each worker forked from it), else spawn."""
+    """forkserver (numpy imported once in the server, then each worker forked from it), else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
