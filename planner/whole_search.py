@@ -250,20 +250,23 @@ class _Scan:
         plan fully."""
         looks: dict[tuple, tuple[float, ModelShape, float]] = {}
 
-        def screen(at: float, factors: tuple[float, ...]) -> None:
+        def screen(centres: list[float], factors: tuple[float, ...]) -> None:
+            """Quick looks at the shapes not yet seen around each centre, in order, as one scan (a shape's look
+            does not depend on the others scanned with it)."""
             fresh = {}
-            for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
-                key = (shape.layers, shape.d_model)
-                if key in looks or key in fresh or any((s.layers, s.d_model) == key for s, _ in self.shapes):
-                    continue
-                fresh[key] = (shape, n_law)
+            for at in centres:
+                for shape, n_law in shape_candidates(self.solved, self.request, at, factors):
+                    key = (shape.layers, shape.d_model)
+                    if key in looks or key in fresh or any((s.layers, s.d_model) == key for s, _ in self.shapes):
+                        continue
+                    fresh[key] = (shape, n_law)
             for (key, (shape, n_law)), quick in zip(fresh.items(), self._quick(list(fresh.values()), targets),
                                                     strict=True):
                 looks[key] = (quick if quick is not None else math.inf, shape, n_law)
 
-        screen(params, tuple(3 ** (k / 12) for k in range(-12, 13)))
-        for _hours, _shape, n_law in sorted(looks.values(), key=lambda x: x[0])[:3]:
-            screen(n_law, tuple(1.01**k for k in range(-8, 9)))
+        screen([params], tuple(3 ** (k / 12) for k in range(-12, 13)))
+        screen([n_law for _, _, n_law in sorted(looks.values(), key=lambda x: x[0])[:3]],
+               tuple(1.01**k for k in range(-8, 9)))
         ranked = sorted((x for x in looks.values() if x[0] <= self.best.hours * SCREEN), key=lambda x: x[0])
         self.shapes = self.shapes + [(shape, n) for _, shape, n in ranked[:WIDEN]]
         self.add(targets)

@@ -70,3 +70,51 @@ def test_with_tp_for_heads_is_the_largest_power_of_two_dividing_the_heads():
         got = with_tp_for_heads(lay, heads, top)
         assert got.tp == want
         assert got.model_copy(update={"tp": lay.tp}) == lay  # nothing else changed
+
+
+def _solved_pairs(fields: dict) -> list:
+    """(request, solved) of every make_whole call one plan makes."""
+    import importlib
+
+    from planner import optimize
+
+    mod = importlib.import_module("planner.optimize")
+    seen, real = [], mod.make_whole
+
+    def spy(request, solved):
+        seen.append((request, solved))
+        return real(request, solved)
+
+    mod.make_whole = spy
+    try:
+        optimize(**fields)
+    finally:
+        mod.make_whole = real
+    return seen
+
+
+@pytest.mark.parametrize("fields", [dict(objective="time", target_loss=2.2, dollars=5e6, max_gpus=512),
+                                    dict(objective="time", target_loss=2.5, max_gpus=64, gpu="a100-80gb")])
+def test_quick_looks_do_not_depend_on_the_shapes_scanned_with_them(fields):
+    """``_Scan.widen`` screens the three families of shapes in one scan: each shape's quick look (hours) must be
+    what it is when its shapes are scanned alone, and the best plan found the same."""
+    from planner.whole import shape_candidates
+    from planner.whole_search import _Scan
+
+    checked = 0
+    for request, solved in _solved_pairs(fields):
+        shapes = shape_candidates(solved, request, solved.sol.params, tuple(3 ** (k / 12) for k in range(-12, 13)))
+        targets = [solved.sol.devices]
+        together = _Scan(request, solved)
+        got = together._quick(shapes, targets)
+        apart_scan = _Scan(request, solved)
+        parts = [shapes[i:i + 5] for i in range(0, len(shapes), 5)]
+        apart = [x for part in parts for x in apart_scan._quick(part, targets)]
+        assert got == apart
+        best_a, best_b = together.best, apart_scan.best
+        assert (best_a is None) == (best_b is None)
+        if best_a is not None:
+            assert (best_a.shape, best_a.layout, best_a.devices, best_a.batch_tokens, best_a.hours) == (
+                best_b.shape, best_b.layout, best_b.devices, best_b.batch_tokens, best_b.hours)
+        checked += sum(x is not None for x in got)
+    assert checked >= 10
