@@ -246,7 +246,7 @@ def test_clarabel_short_of_tolerance_is_retried_regularized_without_cvxpy(monkey
     monkeypatch.setattr(program.TrainingProgram, "_solve_cvxpy",
                         lambda *a: pytest.fail("fell back to cvxpy though the regularized retry certifies"))
     sol = prog.solve(values)
-    assert asked == [{}, program.CLARABEL_RETRY]
+    assert asked == [{}, program.CLARABEL_RETRY]   # the first retry certifies: no third attempt
     assert sol.status == "optimal" and sol.solver == "CLARABEL"
     assert sol.errors == ["CLARABEL: optimal_inaccurate"]
     monkeypatch.undo()
@@ -254,8 +254,8 @@ def test_clarabel_short_of_tolerance_is_retried_regularized_without_cvxpy(monkey
     assert reference.status == "optimal" and not _same(sol, reference), _same(sol, reference)
 
 
-def test_scs_after_both_clarabel_attempts(monkeypatch):
-    """When neither Clarabel attempt certifies, SCS (through cvxpy) is the last attempt, and the errors name
+def test_scs_after_every_clarabel_attempt(monkeypatch):
+    """When no Clarabel attempt certifies, SCS (through cvxpy) is the last attempt, and the errors name
     each attempt with its settings."""
     from planner.cone import ConeProgram
 
@@ -269,5 +269,32 @@ def test_scs_after_both_clarabel_attempts(monkeypatch):
     monkeypatch.setattr(ConeProgram, "solve_data", always_short)
     sol = prog.solve(values)
     assert sol.solver == "SCS" and sol.status == "optimal", sol
-    assert sol.errors[:2] == ["CLARABEL: optimal_inaccurate",
-                              "CLARABEL (static_regularization_constant=1e-07): optimal_inaccurate"]
+    assert sol.errors == ["CLARABEL: optimal_inaccurate",
+                          "CLARABEL (static_regularization_constant=1e-07): optimal_inaccurate",
+                          "CLARABEL (max_step_fraction=0.9): optimal_inaccurate"]
+
+
+def test_clarabel_stalling_is_retried_with_shorter_steps(monkeypatch):
+    """Clarabel stalling ("InsufficientProgress": solver_error) at its defaults and with more regularization is
+    solved a third time with shorter steps (CLARABEL_SHORT_STEPS) on the direct path, before SCS."""
+    from planner.cone import ConeProgram
+
+    prog, values = _flops_program()
+    real = ConeProgram.solve_data
+    asked: list[dict | None] = []
+
+    def stalls(self, c, a, b, d, options=None):
+        asked.append(options)
+        ans = real(self, c, a, b, d, options)
+        return ans if options == program.CLARABEL_SHORT_STEPS else dataclasses.replace(ans, status="solver_error")
+
+    monkeypatch.setattr(program, "DIRECT", True)
+    monkeypatch.setattr(ConeProgram, "solve_data", stalls)
+    monkeypatch.setattr(program.TrainingProgram, "_solve_cvxpy",
+                        lambda *a: pytest.fail("fell back to cvxpy though shorter steps certify"))
+    sol = prog.solve(values)
+    assert asked == [{}, program.CLARABEL_RETRY, program.CLARABEL_SHORT_STEPS]
+    assert sol.status == "optimal" and sol.solver == "CLARABEL"
+    monkeypatch.undo()
+    reference = prog._solve_cvxpy(values, (("CLARABEL", program.CLARABEL_SHORT_STEPS),), [])
+    assert reference.status == "optimal" and not _same(sol, reference), _same(sol, reference)

@@ -108,4 +108,5 @@ def test_direct_path_reports_what_each_solver_did(monkeypatch):
     assert sol.status == "solver_error" and sol.solver == "none"
     assert sol.errors[0].startswith("CLARABEL: RuntimeError")
     assert sol.errors[1].startswith("CLARABEL (static_regularization_constant=1e-07): RuntimeError")
-    assert sol.errors[2:] == ["SCS: optimal_inaccurate"]
+    assert sol.errors[2].startswith("CLARABEL (max_step_fraction=0.9): RuntimeError")
+    assert sol.errors[3:] == ["SCS: optimal_inaccurate"]
