@@ -363,8 +363,11 @@ def candidate_layouts(devices_per_node: int, *, moe_experts: int = 1, tp: int | 
     """Every layout of the search: powers of two for tp (≤ a node) and pp (≤ max_pp), micro-batch 1,
     selective or full recomputation, ZeRO-1 or ZeRO-3, ep the largest power of two ≤ experts and ≤ 64;
     a given option pins its dimension."""
+    # the same layouts for every max_pp between two powers of two: one cache entry for them (a sweep's shapes
+    # have every depth)
+    top_pp = max((p for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_pp), default=0)
     return list(_candidate_layouts(devices_per_node, moe_experts, tp, pp, micro_batch, recompute, zero_stage, ep,
-                                   max_pp))
+                                   top_pp))
 
 
 @lru_cache(maxsize=512)

@@ -10,6 +10,7 @@ import pytest
 from cost_models.architecture import ModelShape, active_params, non_embedding_params, total_params
 from planner.rounding import (
     ASPECT_ANCHORS,
+    COUNTERS,
     ffn_width,
     fit_shape,
     head_layout,
@@ -179,7 +180,7 @@ def _fit_loop(target, count="total", experts=1, top_k=1, vocab=VOCAB, seq_len=40
     """The width search as the plain loop it was (the reference for ``rounding._fit``): (d_model, layers)."""
     import math
 
-    from planner.rounding import COUNTERS, MAX_REL_ERROR, MIN_LAYERS
+    from planner.rounding import MAX_REL_ERROR, MIN_LAYERS
 
     best, d = None, 128
     while d <= 1 << 17:
@@ -208,5 +209,7 @@ def test_fit_on_arrays_is_the_loop(kwargs):
     targets = np.concatenate([10 ** rng.uniform(3, 16.5, 400), [1e3, 7e4, 1.2e6, 1e9, 7e9, 4.05e11, 1e16]])
     spec = {k if k != "tied" else "tied_embeddings": v for k, v in kwargs.items()}
     for t in targets.tolist():
-        got = fit_shape(t, **spec).shape
+        fit = fit_shape(t, **spec)
+        got = fit.shape
         assert (got.d_model, got.layers) == _fit_loop(t, **kwargs), t
+        assert fit.achieved == COUNTERS[fit.count](got) and type(fit.achieved) is int

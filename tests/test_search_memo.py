@@ -118,3 +118,18 @@ def test_quick_looks_do_not_depend_on_the_shapes_scanned_with_them(fields):
                 best_b.shape, best_b.layout, best_b.devices, best_b.batch_tokens, best_b.hours)
         checked += sum(x is not None for x in got)
     assert checked >= 10
+
+
+def test_candidate_layouts_for_every_depth_limit():
+    """``candidate_layouts`` (one cache entry per power-of-two depth limit) lists, for every max_pp, exactly the
+    product of its dimensions in order, written out here."""
+    from cost_models.cluster import candidate_layouts
+
+    for per_node in (4, 8):
+        for experts in (1, 8, 100):
+            for max_pp in range(0, 130):
+                ep = 1 if experts == 1 else min(2 ** (experts.bit_length() - 1), 64)
+                want = [Layout(tp=t, pp=p, micro_batch=1, recompute=r, zero_stage=z, ep=ep)
+                        for t in (1, 2, 4, 8) if t <= per_node for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_pp
+                        for r in ("selective", "full") for z in (1, 3)]
+                assert candidate_layouts(per_node, moe_experts=experts, max_pp=max_pp) == want
