@@ -33,6 +33,7 @@ REQUESTS = {
     "time, loss 2.2, $5M, 512 gpus": dict(objective="time", target_loss=2.2, dollars=5e6, max_gpus=512, gpu="h100"),
     "budget 1e22 + serving 1e12": dict(budget_flops=1e22, gpu="h100", inference_tokens=1e12),
     "budget 1e22, MoE 8 experts": dict(budget_flops=1e22, gpu="h100", experts=8),
+    "budget 5e25 (late: past 30 days)": dict(budget_flops=5e25, gpu="h100"),
 }
 
 
