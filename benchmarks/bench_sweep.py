@@ -6,7 +6,8 @@
 - ``parse_grid`` of a 2,000-value list (quadratic before issue 14's fix: 10,000 values took minutes) vs parsing
   a 2,000-point range spec.
 
-Run: python benchmarks/bench_sweep.py [--points N] [--root TREE] [--json]
+Run: python benchmarks/bench_sweep.py [--points N] [--root TREE] [--json] [--decades]
+``--decades``: the ratio per budget decade instead (plan by plan, serially), to see which plans cost what.
 ``--root`` times another checkout of the project (e.g. an older commit unpacked with ``git archive``).
 """
 
@@ -123,15 +124,52 @@ def report(m: dict[str, float]) -> None:
           f"{m['parse_list_s'] / m['parse_range_s']:.0f}x the 2,000-point range spec")
 
 
+def by_decade(points: int) -> list[tuple[int, int, float, float]]:
+    """(decade, plans, seconds, solver seconds) of ``optimize`` at each of ``points`` budgets 1e18..1e26, one by
+    one in this process, after one warm-up pass over every eighth budget (the sweep's compiles outside it)."""
+    import math
+
+    from planner import optimize
+    from planner.errors import InputError
+
+    acc = _instrument_solver()
+    budgets = [1e18 * (1e8 ** (i / (points - 1))) for i in range(points)]
+    for b in budgets[::8]:
+        try:
+            optimize(budget_flops=b)
+        except InputError:
+            pass
+    rows: dict[int, list[float]] = {}
+    for b in budgets:
+        acc.update(solver_s=0.0, solves=0)
+        t = time.perf_counter()
+        try:
+            optimize(budget_flops=b)
+        except InputError:
+            pass
+        row = rows.setdefault(int(math.floor(math.log10(b) + 1e-9)), [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += time.perf_counter() - t
+        row[2] += acc["solver_s"]
+    return [(d, int(n), t, s) for d, (n, t, s) in sorted(rows.items())]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout of the project to time")
     ap.add_argument("--no-workers", action="store_true", help="skip the sweep on every core")
     ap.add_argument("--json", action="store_true", help="print the measurements as one JSON object")
+    ap.add_argument("--decades", action="store_true",
+                    help="instead: plan time / solver time per budget decade (serial, plan by plan)")
     args = ap.parse_args()
     sys.path.insert(0, str(args.root.resolve()))
     os.chdir(args.root)
+    if args.decades:
+        for decade, n, t, solver in by_decade(args.points):
+            print(f"1e{decade}: {n:5d} plans  {t / n * 1e3:6.2f} ms a plan  solver {solver / n * 1e3:5.2f} ms  "
+                  f"ratio {t / solver:5.2f}x")
+        return
     m = measure(args.points, workers=not args.no_workers)
     if args.json:
         print(json.dumps(m))

@@ -193,7 +193,8 @@ class TrainingProgram:
     # ---- solving
 
     def solve(self, values: dict[str, float]) -> Solution:
-        """Set the Parameters and solve: Clarabel first, then SCS on any exception or inaccurate answer.
+        """Set the Parameters and solve: the attempts of SOLVERS in order (Clarabel, Clarabel with more
+        regularization, Clarabel with shorter steps, then SCS), the next on any exception or inaccurate answer.
 
         The first solver to report optimal (or a definite infeasible/unbounded) wins. An inaccurate answer is
         never returned as optimal: if no solver certifies the request, the status is ``solver_error`` and
