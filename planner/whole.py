@@ -75,17 +75,19 @@ def device_candidates(g: float, layout: Layout, per_node: int, max_gpus: int | N
 
 @lru_cache(maxsize=4096)
 def _device_candidates(g: float, mp: int, per_node: int, max_gpus: int | None) -> tuple[int, ...]:
+    whole_nodes = math.lcm(mp, per_node)
     out = set()
-    for unit in (mp, math.lcm(mp, per_node)):
+    for unit in (mp, whole_nodes):
         lo = max(1, math.floor(g / unit)) * unit
         for k in (-1, 0, 1, 2):
-            if lo + k * unit >= mp:
-                out.add(lo + k * unit)
-    cands = sorted(x for x in out if x >= mp and (x < per_node or x % math.lcm(mp, per_node) == 0 or x <= mp))
+            x = lo + k * unit
+            if x >= mp and (x < per_node or x % whole_nodes == 0 or x <= mp):
+                out.add(x)
+    cands = sorted(out)
     if max_gpus is not None:
         cands = [x for x in cands if x <= max_gpus]
         top = (max_gpus // mp) * mp
-        if top >= mp and (top < per_node or top % math.lcm(mp, per_node) == 0):
+        if top >= mp and (top < per_node or top % whole_nodes == 0):
             cands.append(top)
     return tuple(sorted(set(cands)))
 

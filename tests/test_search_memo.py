@@ -133,3 +133,35 @@ def test_candidate_layouts_for_every_depth_limit():
                         for t in (1, 2, 4, 8) if t <= per_node for p in (1, 2, 4, 8, 16, 32, 64) if p <= max_pp
                         for r in ("selective", "full") for z in (1, 3)]
                 assert candidate_layouts(per_node, moe_experts=experts, max_pp=max_pp) == want
+
+
+def _device_candidates_reference(g, mp, per_node, max_gpus):
+    """Whole device counts near g as ``whole._device_candidates`` was written before it was tightened."""
+    import math
+
+    out = set()
+    for unit in (mp, math.lcm(mp, per_node)):
+        lo = max(1, math.floor(g / unit)) * unit
+        for k in (-1, 0, 1, 2):
+            if lo + k * unit >= mp:
+                out.add(lo + k * unit)
+    cands = sorted(x for x in out if x >= mp and (x < per_node or x % math.lcm(mp, per_node) == 0 or x <= mp))
+    if max_gpus is not None:
+        cands = [x for x in cands if x <= max_gpus]
+        top = (max_gpus // mp) * mp
+        if top >= mp and (top < per_node or top % math.lcm(mp, per_node) == 0):
+            cands.append(top)
+    return tuple(sorted(set(cands)))
+
+
+def test_device_candidates_equal_the_reference():
+    from planner.whole import _device_candidates
+
+    rnd = random.Random(9)
+    for _ in range(20_000):
+        g = 10 ** rnd.uniform(-1, 6)
+        mp = rnd.choice([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 512])
+        per_node = rnd.choice([1, 4, 8, 16])
+        max_gpus = rnd.choice([None, None, 1, 7, 8, 64, 100, 4096])
+        assert _device_candidates.__wrapped__(g, mp, per_node, max_gpus) == _device_candidates_reference(
+            g, mp, per_node, max_gpus), (g, mp, per_node, max_gpus)
