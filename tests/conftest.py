@@ -31,6 +31,30 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def make_whole_calls(request_fields: dict) -> list:
+    """(request, solved) of every ``make_whole`` call one plan makes (an infeasible plan still records its
+    calls)."""
+    import importlib
+
+    from planner import optimize
+
+    module = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
+    seen, real = [], module.make_whole
+
+    def spy(request, solved):
+        seen.append((request, solved))
+        return real(request, solved)
+
+    module.make_whole = spy
+    try:
+        optimize(**request_fields)
+    except Exception:  # noqa: BLE001 - an infeasible plan still recorded its (request, solved) pairs
+        pass
+    finally:
+        module.make_whole = real
+    return seen
+
+
 _CACHE_DIR: str | None = None
 
 

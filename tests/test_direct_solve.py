@@ -226,31 +226,48 @@ def test_cone_data_and_shared_solver_parts():
         assert list(ex.map(solve, budgets * 4)) == serial * 4
 
 
-def test_clarabel_short_of_tolerance_is_retried_regularized_without_cvxpy(monkeypatch):
-    """Clarabel stopping short of its tolerances ("AlmostSolved": optimal_inaccurate) is solved again with
-    CLARABEL_RETRY's settings on the direct path, before (and instead of) SCS through cvxpy; the retried answer
-    equals cvxpy's own Clarabel solve with the same settings."""
+# Clarabel answers forced per attempt (its settings -> status; an attempt not named answers as itself), the
+# attempts expected, the errors they leave, and the settings that certify.
+_RETRIES = {
+    # stopping short of its tolerances ("AlmostSolved"): the regularized retry certifies, no third attempt
+    "short of tolerance": ({(): "optimal_inaccurate"}, ["CLARABEL: optimal_inaccurate"], "CLARABEL_RETRY"),
+    # stalling ("InsufficientProgress") at its defaults and with more regularization: shorter steps certify
+    "stalling": ({(): "solver_error", ("static_regularization_constant",): "solver_error"},
+                 ["CLARABEL: solver_error", "CLARABEL (static_regularization_constant=1e-07): solver_error"],
+                 "CLARABEL_SHORT_STEPS"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_RETRIES))
+def test_clarabel_is_retried_on_the_direct_path_without_cvxpy(monkeypatch, case):
+    """Clarabel stopping short of its tolerances is solved again with CLARABEL_RETRY's settings, and stalling
+    with CLARABEL_SHORT_STEPS', on the direct path, before (and instead of) SCS through cvxpy; the retried
+    answer equals cvxpy's own Clarabel solve with the same settings."""
     from planner.cone import ConeProgram
 
+    forced, errors, certifying = _RETRIES[case]
+    certifying = getattr(program, certifying)
     prog, values = _flops_program()
     real = ConeProgram.solve_data
     asked: list[dict | None] = []
 
-    def short_first(self, c, a, b, d, options=None):
+    def forcing(self, c, a, b, d, options=None):
         asked.append(options)
         ans = real(self, c, a, b, d, options)
-        return dataclasses.replace(ans, status="optimal_inaccurate") if not options else ans
+        status = forced.get(tuple(options or ()))
+        return ans if status is None else dataclasses.replace(ans, status=status)
 
     monkeypatch.setattr(program, "DIRECT", True)
-    monkeypatch.setattr(ConeProgram, "solve_data", short_first)
+    monkeypatch.setattr(ConeProgram, "solve_data", forcing)
     monkeypatch.setattr(program.TrainingProgram, "_solve_cvxpy",
-                        lambda *a: pytest.fail("fell back to cvxpy though the regularized retry certifies"))
+                        lambda *a: pytest.fail("fell back to cvxpy though a Clarabel retry certifies"))
     sol = prog.solve(values)
-    assert asked == [{}, program.CLARABEL_RETRY]   # the first retry certifies: no third attempt
+    attempts = [options for solver, options in program.SOLVERS if solver == "CLARABEL"]
+    assert asked == attempts[:attempts.index(certifying) + 1]   # no attempt after the one that certifies
     assert sol.status == "optimal" and sol.solver == "CLARABEL"
-    assert sol.errors == ["CLARABEL: optimal_inaccurate"]
+    assert sol.errors == errors
     monkeypatch.undo()
-    reference = prog._solve_cvxpy(values, (("CLARABEL", program.CLARABEL_RETRY),), [])
+    reference = prog._solve_cvxpy(values, (("CLARABEL", certifying),), [])
     assert reference.status == "optimal" and not _same(sol, reference), _same(sol, reference)
 
 
@@ -272,29 +289,3 @@ def test_scs_after_every_clarabel_attempt(monkeypatch):
     assert sol.errors == ["CLARABEL: optimal_inaccurate",
                           "CLARABEL (static_regularization_constant=1e-07): optimal_inaccurate",
                           "CLARABEL (max_step_fraction=0.9): optimal_inaccurate"]
-
-
-def test_clarabel_stalling_is_retried_with_shorter_steps(monkeypatch):
-    """Clarabel stalling ("InsufficientProgress": solver_error) at its defaults and with more regularization is
-    solved a third time with shorter steps (CLARABEL_SHORT_STEPS) on the direct path, before SCS."""
-    from planner.cone import ConeProgram
-
-    prog, values = _flops_program()
-    real = ConeProgram.solve_data
-    asked: list[dict | None] = []
-
-    def stalls(self, c, a, b, d, options=None):
-        asked.append(options)
-        ans = real(self, c, a, b, d, options)
-        return ans if options == program.CLARABEL_SHORT_STEPS else dataclasses.replace(ans, status="solver_error")
-
-    monkeypatch.setattr(program, "DIRECT", True)
-    monkeypatch.setattr(ConeProgram, "solve_data", stalls)
-    monkeypatch.setattr(program.TrainingProgram, "_solve_cvxpy",
-                        lambda *a: pytest.fail("fell back to cvxpy though shorter steps certify"))
-    sol = prog.solve(values)
-    assert asked == [{}, program.CLARABEL_RETRY, program.CLARABEL_SHORT_STEPS]
-    assert sol.status == "optimal" and sol.solver == "CLARABEL"
-    monkeypatch.undo()
-    reference = prog._solve_cvxpy(values, (("CLARABEL", program.CLARABEL_SHORT_STEPS),), [])
-    assert reference.status == "optimal" and not _same(sol, reference), _same(sol, reference)

@@ -11,6 +11,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import make_whole_calls
 
 from cost_models.catalog import load_catalog
 from cost_models.cluster import Hardware, Layout, with_tp_for_heads
@@ -72,27 +73,6 @@ def test_with_tp_for_heads_is_the_largest_power_of_two_dividing_the_heads():
         assert got.model_copy(update={"tp": lay.tp}) == lay  # nothing else changed
 
 
-def _solved_pairs(fields: dict) -> list:
-    """(request, solved) of every make_whole call one plan makes."""
-    import importlib
-
-    from planner import optimize
-
-    mod = importlib.import_module("planner.optimize")
-    seen, real = [], mod.make_whole
-
-    def spy(request, solved):
-        seen.append((request, solved))
-        return real(request, solved)
-
-    mod.make_whole = spy
-    try:
-        optimize(**fields)
-    finally:
-        mod.make_whole = real
-    return seen
-
-
 @pytest.mark.parametrize("fields", [dict(objective="time", target_loss=2.2, dollars=5e6, max_gpus=512),
                                     dict(objective="time", target_loss=2.5, max_gpus=64, gpu="a100-80gb")])
 def test_quick_looks_do_not_depend_on_the_shapes_scanned_with_them(fields):
@@ -102,7 +82,7 @@ def test_quick_looks_do_not_depend_on_the_shapes_scanned_with_them(fields):
     from planner.whole_search import _Scan
 
     checked = 0
-    for request, solved in _solved_pairs(fields):
+    for request, solved in make_whole_calls(fields):
         shapes = shape_candidates(solved, request, solved.sol.params, tuple(3 ** (k / 12) for k in range(-12, 13)))
         targets = [solved.sol.devices]
         together = _Scan(request, solved)

@@ -10,16 +10,15 @@ the same layout as the plain loop over every layout.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import random
 
 import pytest
+from conftest import make_whole_calls
 
 from cost_models.catalog import load_catalog
 from cost_models.cluster import Hardware, candidate_layouts, layout_numbers, memory_bytes, step_seconds, terms_of_shape
 from cost_models.layout_search import _pow2_down, evaluate_layout, fastest_layout, layout_problems
-from planner import optimize
 from planner.law_memo import LawMemo
 from planner.rounding import fit_shape
 from planner.whole import (
@@ -35,7 +34,6 @@ from planner.whole_lines import cluster_lines
 from planner.whole_scan import batch_grid, evaluate_rows
 from planner.whole_search import _layouts_near, _Scan
 
-optimize_mod = importlib.import_module("planner.optimize")  # the module (planner.optimize is the function)
 REQUESTS = [
     dict(budget_flops=1e21, gpu="h100"),
     dict(dollars=1e6, deadline_days=30, gpu="a100-80gb"),
@@ -51,25 +49,6 @@ REQUESTS = [
     dict(objective="time", target_loss=2.5, dollars=2e3, gpu_hours=1e3, min_tokens=5e10, max_gpus=2048, gpu="h100"),
 ]
 FIELDS = [f.name for f in dataclasses.fields(WholePlan)]
-
-
-def _solved_of(request_fields: dict) -> list:
-    """(request, solved) for every make_whole call of one plan."""
-    seen = []
-    real = optimize_mod.make_whole
-
-    def spy(request, solved):
-        seen.append((request, solved))
-        return real(request, solved)
-
-    optimize_mod.make_whole = spy
-    try:
-        optimize(**request_fields)
-    except Exception:  # noqa: BLE001 - an infeasible plan still recorded its (request, solved) pairs
-        pass
-    finally:
-        optimize_mod.make_whole = real
-    return seen
 
 
 def _lines(request, solved, rnd: random.Random) -> list:
@@ -104,7 +83,7 @@ def _same(a, b) -> bool:
 @pytest.mark.parametrize("fields", REQUESTS, ids=[str(i) for i in range(len(REQUESTS))])
 def test_rows_equal_scalar_evaluate_whole_at_every_batch(fields):
     rnd = random.Random(str(fields))
-    pairs = _solved_of(fields)
+    pairs = make_whole_calls(fields)
     assert pairs
     checked = valid = 0
     for request, solved in pairs[:2]:
@@ -155,7 +134,7 @@ def _reference_batches(scan: _Scan, c, n_law: float, batch: float, pool: list, s
 @pytest.mark.parametrize("fields", REQUESTS[:4] + REQUESTS[8:], ids=[str(i) for i in (0, 1, 2, 3, 8, 9, 10, 11)])
 def test_scan_pool_and_best_equal_the_scalar_loop(fields):
     rnd = random.Random(str(fields))
-    request, solved = _solved_of(fields)[0]
+    request, solved = make_whole_calls(fields)[0]
     lines = _lines(request, solved, rnd)
     scan = _Scan(request, solved)
     pool, state = [], {"memo": LawMemo(solved.var), "best_deff": {}, "best": None}
@@ -247,7 +226,7 @@ LINE_REQUESTS = [REQUESTS[0], REQUESTS[6], dict(budget_flops=1e21, moe=True, max
 @pytest.mark.parametrize("fields", LINE_REQUESTS, ids=["dense", "mfu", "moe", "tpu"])
 def test_cluster_lines_equal_two_full_estimates(fields):
     rnd = random.Random(str(fields))
-    request, solved = _solved_of(fields)[0]
+    request, solved = make_whole_calls(fields)[0]
     items = []
     for shape, n_law in shape_candidates(solved, request):
         for lay in _layouts_near(request, solved, shape, [solved.sol.devices]):
@@ -306,7 +285,7 @@ def test_loss_arrays_equal_scalar_memo(fields):
     """``LawMemo.loss_arrays`` is ``LawMemo.loss`` row by row (plan loss and program loss), on a fresh memo."""
     import numpy as np
 
-    pairs = _solved_of(fields)
+    pairs = make_whole_calls(fields)
     assert pairs
     for _, solved in pairs:
         rnd = np.random.default_rng(3)
@@ -330,7 +309,7 @@ def test_tokens_for_loss_many_equal_one_by_one(fields):
 
     from planner.law_memo import _tokens_for_loss
 
-    _, solved = _solved_of(fields)[0]
+    _, solved = make_whole_calls(fields)[0]
     var = solved.var
     ns = (solved.sol.params * np.exp(np.random.default_rng(5).uniform(-4.0, 4.0, 60))).tolist()
     for target in (fields["target_loss"], 1.9, 2.05, 3.5):
