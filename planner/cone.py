@@ -156,19 +156,15 @@ class ConeProgram:
         return out
 
     def _clarabel(self) -> tuple[_CSC, list[Any], Any, list[int], list[int], dict]:
-        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists, settings
-        with options changed by their options), built
-        on first use and shared by every solve: clarabel copies each into the solver it builds (settings and
-        cones are extracted by value, matrices and vectors read into its own vectors, from lists faster than
-        from numpy arrays) and nothing here changes them, so threads may share them."""
+        """(the empty P, the cones, quiet default settings, A's row indices and column pointers as lists, and
+        the settings built so far per changed options), built on first use and shared by every solve: clarabel
+        copies each into the solver it builds (settings and cones are extracted by value, matrices and vectors
+        read into its own vectors, from lists faster than from numpy arrays) and nothing here changes them, so
+        threads may share them."""
         parts = self._clarabel_parts
         if parts is None:
-            import clarabel
-
-            settings = clarabel.DefaultSettings()
-            settings.verbose = False
             p = _CSC([], [], [0] * (self.n + 1), (self.n, self.n))
-            parts = (p, self.cones(), settings, self.a_indices.tolist(), self.a_indptr.tolist(), {})
+            parts = (p, self.cones(), _quiet_settings({}), self.a_indices.tolist(), self.a_indptr.tolist(), {})
             object.__setattr__(self, "_clarabel_parts", parts)   # two threads may both build it: the same parts
         return parts
 
@@ -184,11 +180,7 @@ class ConeProgram:
         if options:
             key = tuple(sorted(options.items()))
             if key not in changed:   # built once per program and options (threads may both build it: the same)
-                other = clarabel.DefaultSettings()
-                other.verbose = False
-                for k, v in options.items():
-                    setattr(other, k, v)
-                changed[key] = other
+                changed[key] = _quiet_settings(options)
             settings = changed[key]
         if a.indices is not self.a_indices or a.indptr is not self.a_indptr:   # not this program's sparsity
             a_indices, a_indptr = np.asarray(a.indices).tolist(), np.asarray(a.indptr).tolist()
@@ -302,6 +294,17 @@ class ConeAnswer:
     duals: dict[str, float]
     value: float
     solver_seconds: float
+
+
+def _quiet_settings(options: dict) -> Any:
+    """Clarabel's default settings, quiet, with ``options`` (setting name -> value) changed."""
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    for k, v in options.items():
+        setattr(settings, k, v)
+    return settings
 
 
 # ---------------------------------------------------------------- compiling (cvxpy)

@@ -14,6 +14,7 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any
 
 import numpy as np
@@ -210,7 +211,7 @@ class TrainingProgram:
     def _solve_direct(self, cone: Any, values: dict[str, float]) -> Solution:
         data = cone.data(values)  # outside the try: a bad Parameter value raises, as cvxpy's setter does
         errors: list[str] = []
-        clarabel = [attempt for attempt in SOLVERS if attempt[0] == "CLARABEL"]
+        clarabel = list(takewhile(lambda attempt: attempt[0] == "CLARABEL", SOLVERS))  # the leading attempts
         for solver, options in clarabel:
             name = _attempt_name(solver, options)
             try:

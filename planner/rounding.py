@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -211,20 +211,28 @@ def _widths_all() -> list[int]:
 _WIDTHS = _widths_all()
 
 
+class _Widths(NamedTuple):
+    """Per width of _WIDTHS for one (count, experts, top_k, vocab, seq_len, ffn_type, tied) spec (read-only
+    arrays, shared by every caller and thread)."""
+
+    d_model: np.ndarray      # int64
+    intercept: np.ndarray    # int64: count(L) = intercept + slope·L
+    slope: np.ndarray        # int64
+    at_min: list[int]        # the count at MIN_LAYERS, as Python ints (compared with the target exactly)
+    at_min_f: np.ndarray     # ... as floats
+    preferred: np.ndarray    # preferred layers (the aspect-ratio rule)
+
+
 @lru_cache(maxsize=64)
-def _width_table(spec: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], np.ndarray, np.ndarray]:
-    """Per width of _WIDTHS, for one (count, experts, top_k, vocab, seq_len, ffn_type, tied) spec: (d_model,
-    intercept, slope) as int64 arrays, the count at MIN_LAYERS as Python ints (compared with the target exactly,
-    as a Python int and float compare) and as floats, and the preferred layers."""
+def _width_table(spec: tuple) -> _Widths:
     lines = [_line(d, *spec) for d in _WIDTHS]
-    intercept = np.array([a for a, _ in lines], dtype=np.int64)
-    slope = np.array([b for _, b in lines], dtype=np.int64)
     at_min = [a + b * MIN_LAYERS for a, b in lines]
-    out = (np.array(_WIDTHS, dtype=np.int64), intercept, slope, np.array([float(v) for v in at_min]),
-           np.array([_preferred_at(d) for d in _WIDTHS]))
-    for a in out:
-        a.setflags(write=False)   # shared by every caller (and thread)
-    return out[0], out[1], out[2], at_min, out[3], out[4]
+    table = _Widths(np.array(_WIDTHS, dtype=np.int64), np.array([a for a, _ in lines], dtype=np.int64),
+                    np.array([b for _, b in lines], dtype=np.int64), at_min,
+                    np.array([float(v) for v in at_min]), np.array([_preferred_at(d) for d in _WIDTHS]))
+    for a in (table.d_model, table.intercept, table.slope, table.at_min_f, table.preferred):
+        a.setflags(write=False)
+    return table
 
 
 @lru_cache(maxsize=4096)
@@ -237,7 +245,8 @@ def _fit(target: float, count: str, experts: int, top_k: int, vocab: int, seq_le
     before the first one whose MIN_LAYERS count overshoots once a width of MIN_LAYERS or more was seen, and
     the first least rank among them (the scalar loop: tests/test_rounding.py's ``_fit_loop``)."""
     spec = (count, experts, top_k, vocab, seq_len, ffn_type, tied_embeddings)
-    d, intercept, slope, at_min, at_min_f, pref_arr = _width_table(spec)
+    w = _width_table(spec)
+    d, intercept, slope = w.d_model, w.intercept, w.slope
     x = (target - intercept) / slope  # continuous depth that hits the target (int64 -> float64 as Python does)
     lo, hi = np.maximum(1.0, np.floor(x)), np.maximum(1.0, np.ceil(x))
     if target < 2.0**61:  # counts near the target are exact in int64, as Python's ints (rounded once to float)
@@ -250,25 +259,24 @@ def _fit(target: float, count: str, experts: int, top_k: int, vocab: int, seq_le
     take_hi = ((hi < MIN_LAYERS) < (lo < MIN_LAYERS)) | (((hi < MIN_LAYERS) == (lo < MIN_LAYERS)) & (miss_hi < miss_lo))
     layers = np.where(take_hi, hi, lo)
     short = layers < MIN_LAYERS
+    beyond = np.maximum(0.0, np.where(take_hi, miss_hi, miss_lo) / target - MAX_REL_ERROR)  # |err| past the bound
     # the loop stops at the first width whose MIN_LAYERS count overshoots, once a deep enough width came before
     top = target * (1 + MAX_REL_ERROR)
     seen_deep = np.concatenate(([False], np.logical_or.accumulate(~short)[:-1]))
-    over_f = at_min_f > top   # exact where float(count) != top (the count is within half an ulp of its float)
-    tie = np.flatnonzero(at_min_f == top)
-    for i in tie.tolist():
-        over_f[i] = at_min[i] > top   # a Python int and float compare exactly
-    over = over_f & seen_deep
+    over = w.at_min_f > top   # exact where float(count) != top (the count is within half an ulp of its float)
+    for i in np.flatnonzero(w.at_min_f == top).tolist():
+        over[i] = w.at_min[i] > top   # a Python int and float compare exactly
+    over &= seen_deep
     stop = int(np.argmax(over)) if over.any() else len(d)
     idx = np.arange(stop)
-    for key in (short[:stop], np.maximum(0.0, np.abs((intercept + slope * layers - target) / target) - MAX_REL_ERROR)[
-            :stop]):
+    for key in (short, beyond):   # the rank's first two keys, most significant first
         idx = idx[key[idx] == key[idx].min()]
     # |log(depth / preferred)| with math.log as the loop took it, on the widths numpy's log puts within 1e-12 of
     # the least (numpy's log is within an ulp or two of math.log)
-    ratio = np.maximum(x[idx], 1e-3) / pref_arr[idx]
+    ratio = np.maximum(x[idx], 1e-3) / w.preferred[idx]
     near = np.abs(np.log(ratio))
-    idx = idx[near <= near.min() * (1 + 1e-12) + 1e-15]
-    third = [abs(math.log(r)) for r in (np.maximum(x[idx], 1e-3) / pref_arr[idx]).tolist()]
+    keep = near <= near.min() * (1 + 1e-12) + 1e-15
+    idx, third = idx[keep], [abs(math.log(r)) for r in ratio[keep].tolist()]
     best = int(idx[third.index(min(third))])
     d_best, layers_best = int(d[best]), int(layers[best])
     shape = make_shape(d_best, layers_best, experts=experts, top_k=top_k, vocab=vocab, seq_len=seq_len,
